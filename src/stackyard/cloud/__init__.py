@@ -1,0 +1,1 @@
+"""Cloud access layer: the only package that talks to OpenStack through openstacksdk/keystoneauth1."""

@@ -1,0 +1,579 @@
+"""`stackyard devcloud` operations: up, down, status, reset, with database snapshots for fast restarts."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackyard.devcloud import backing, database, install, openstack, swift
+from stackyard.devcloud.components import (
+    PROCESSES,
+    Component,
+    databases,
+    needs_broker,
+    ordered,
+)
+from stackyard.devcloud.context import CloudContext, Layout, Ports, Secrets
+from stackyard.devcloud.process import ProcessInfo, info, is_alive, read_pid, spawn, stop, wait_healthy
+from stackyard.devcloud.spec import ServiceSpec
+from stackyard.devcloud.state import DevcloudState, load_or_create_secrets, load_secrets
+from stackyard.errors import DevcloudError
+
+Report = Callable[[str], None]
+EXTERNAL_DB_PREFIX = "stackyard_devcloud_"
+BACKING = ("memcached", "mariadb", "rabbitmq")
+SNAPSHOT_FILES = ("etc/keystone/fernet-keys", "etc/keystone/credential-keys", "data/glance", "data/nova")
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    components: frozenset[Component]
+    db_url: str | None = None
+    broker_url: str | None = None
+    use_snapshot: bool = True
+
+
+@dataclass(frozen=True)
+class UpResult:
+    started: list[str]
+    already_running: list[str]
+    restored_snapshot: bool
+    saved_snapshot: bool
+    seconds: float
+
+
+def default_root() -> Path:
+    configured = os.environ.get("STACKYARD_DEVCLOUD_DIR")
+    if configured:
+        return Path(configured)
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "stackyard" / "devcloud"
+
+
+class Devcloud:
+    """One devcloud rooted at a directory; every process it starts is tracked there by PID."""
+
+    def __init__(self, layout: Layout, ports: Ports | None = None, report: Report | None = None) -> None:
+        self.layout = layout
+        self.ports = ports or Ports()
+        self.report: Report = report or (lambda _msg: None)
+
+    # -- context ---------------------------------------------------------------------------
+
+    def _context(self, state: DevcloudState, secrets: Secrets) -> CloudContext:
+        return CloudContext(
+            layout=self.layout,
+            secrets=secrets,
+            db_base_url=state.db_base_url,
+            transport_url=state.transport_url,
+            ports=self.ports,
+            db_prefix=state.db_prefix,
+        )
+
+    def all_specs(self, ctx: CloudContext) -> dict[str, ServiceSpec]:
+        specs = {
+            "memcached": backing.memcached_spec(ctx),
+            "mariadb": backing.mariadb_spec(ctx),
+            "rabbitmq": backing.rabbitmq_spec(ctx),
+            **openstack.openstack_services(ctx),
+        }
+        specs.update({spec.name: spec for spec in swift.swift_services(ctx)})
+        return specs
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with (self.layout.root / ".lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DevcloudError(
+                    f"another stackyard devcloud command is running on {self.layout.root}"
+                ) from None
+            yield
+
+    # -- up ----------------------------------------------------------------------------------
+
+    def up(self, options: UpOptions) -> UpResult:
+        with self._locked():
+            return self._up(options)
+
+    def _plan(self, options: UpOptions) -> list[str]:
+        names = ["memcached"]
+        if options.db_url is None:
+            names.append("mariadb")
+        if needs_broker(options.components) and options.broker_url is None:
+            names.append("rabbitmq")
+        for component in ordered(options.components):
+            names.extend(PROCESSES[component])
+        return names
+
+    def _up(self, options: UpOptions) -> UpResult:
+        began = time.monotonic()
+        install.ensure_venv(self.layout, self.report)
+        executables = ["memcached", "mariadb-dump"]
+        if options.db_url is None:
+            executables.append("mariadbd")
+        if needs_broker(options.components) and options.broker_url is None:
+            executables.append("rabbitmq-server")
+        install.ensure_debian_packages(executables, self.report)
+
+        secrets = load_or_create_secrets(self.layout)
+        previous = DevcloudState.load(self.layout)
+        state = self._state_for(options, previous, secrets)
+        ctx = self._context(state, secrets)
+        specs = self.all_specs(ctx)
+        plan = self._plan(options)
+
+        running = [name for name in plan if self._is_running(name)]
+        if len(running) == len(plan) and set(previous.components) >= {c.value for c in options.components}:
+            self.report("devcloud already up: " + ", ".join(running))
+            return UpResult([], running, False, False, time.monotonic() - began)
+
+        self._write_configs(ctx, options)
+        started: list[str] = []
+        try:
+            for name in ("memcached", "mariadb", "rabbitmq"):
+                if name in plan:
+                    if name == "mariadb":
+                        fresh = backing.init_mariadb(ctx)
+                        self._start(specs[name], started)
+                        if fresh:
+                            backing.grant_private_user(ctx)
+                    else:
+                        self._start(specs[name], started)
+            restored, synced_now = self._prepare_databases(ctx, state, options)
+            state.components = sorted({*state.components, *(c.value for c in options.components)})
+            state.processes = plan
+            state.save(self.layout)
+            self._start_openstack(ctx, specs, plan, options, started)
+            saved = False
+            if synced_now or not self._snapshot_meta_path().exists():
+                self._save_snapshot(ctx, state)
+                saved = True
+        except BaseException:
+            self.report("start failed; stopping what this run started")
+            for name in reversed(started):
+                stop(self.layout, name, specs[name].stop_timeout)
+            raise
+        already = [n for n in running if n not in started]
+        return UpResult(started, already, restored, saved, time.monotonic() - began)
+
+    def _state_for(self, options: UpOptions, previous: DevcloudState, secrets: Secrets) -> DevcloudState:
+        state = DevcloudState(
+            components=list(previous.components),
+            synced_databases=list(previous.synced_databases),
+        )
+        probe_ctx = CloudContext(self.layout, secrets, "", "", self.ports)
+        if options.db_url is None:
+            state.db_base_url = backing.private_db_base_url(probe_ctx)
+            state.db_prefix = ""
+            state.is_private_db = True
+        else:
+            state.db_base_url = options.db_url.rstrip("/")
+            state.db_prefix = EXTERNAL_DB_PREFIX
+            state.is_private_db = False
+        if (state.db_base_url, state.db_prefix) != (previous.db_base_url, previous.db_prefix):
+            state.synced_databases = []
+        if not needs_broker(options.components):
+            # NOTE: oslo.messaging's fake driver lets the APIs start without any broker.
+            state.transport_url = "fake://stackyard:none@127.0.0.1:1/"
+        elif options.broker_url is None:
+            state.transport_url = backing.private_transport_url(probe_ctx)
+        else:
+            state.transport_url = options.broker_url
+        return state
+
+    def _write_configs(self, ctx: CloudContext, options: UpOptions) -> None:
+        for directory in (self.layout.etc, self.layout.run, self.layout.logs, self.layout.data):
+            directory.mkdir(parents=True, exist_ok=True)
+        openstack.write_configs(ctx)
+        if Component.OBJECT_STORE in options.components:
+            swift.write_swift_config(ctx)
+        if needs_broker(options.components) and options.broker_url is None:
+            backing.write_rabbitmq_config(ctx)
+
+    def _is_running(self, name: str) -> bool:
+        pid = read_pid(self.layout, name)
+        return pid is not None and is_alive(pid)
+
+    def _start(self, spec: ServiceSpec, started: list[str]) -> None:
+        if self._is_running(spec.name):
+            return
+        began = time.monotonic()
+        pid = spawn(self.layout, spec, self.ports_host)
+        started.append(spec.name)
+        wait_healthy(self.layout, spec, self.ports_host, pid, began)
+        self.report(f"{spec.name} healthy (pid {pid}, {time.monotonic() - began:.1f} s)")
+
+    def _start_many(self, specs: list[ServiceSpec], started: list[str]) -> None:
+        """Spawn all, then wait for each: independent services boot in parallel."""
+        pending: list[tuple[ServiceSpec, int, float]] = []
+        for spec in specs:
+            if self._is_running(spec.name):
+                continue
+            began = time.monotonic()
+            pid = spawn(self.layout, spec, self.ports_host)
+            started.append(spec.name)
+            pending.append((spec, pid, began))
+        for spec, pid, began in pending:
+            wait_healthy(self.layout, spec, self.ports_host, pid, began)
+            self.report(f"{spec.name} healthy (pid {pid}, {time.monotonic() - began:.1f} s)")
+
+    @property
+    def ports_host(self) -> str:
+        return "127.0.0.1"
+
+    # -- databases and snapshots ---------------------------------------------------------------
+
+    def _db_server(self, ctx: CloudContext) -> database.DbServer:
+        return database.DbServer.from_url(ctx.db_base_url)
+
+    def _snapshot_meta_path(self) -> Path:
+        return self.layout.snapshot / "meta.json"
+
+    def _snapshot_meta(self) -> dict[str, list[str]] | None:
+        path = self._snapshot_meta_path()
+        if not path.exists():
+            return None
+        loaded: dict[str, list[str]] = json.loads(path.read_text())
+        return loaded
+
+    def _prepare_databases(
+        self, ctx: CloudContext, state: DevcloudState, options: UpOptions
+    ) -> tuple[bool, bool]:
+        """Restore the snapshot into an empty server, then sync what is still missing."""
+        server = self._db_server(ctx)
+        wanted = databases(options.components)
+        present = database.existing_databases(ctx, server, wanted)
+        state.synced_databases = [d for d in state.synced_databases if d in present]
+        restored = False
+        meta = self._snapshot_meta()
+        if options.use_snapshot and not present and meta is not None:
+            self.report("restoring the database snapshot")
+            database.restore(server, self.layout.snapshot / "databases.sql")
+            self._restore_files()
+            state.synced_databases = list(meta["databases"])
+            restored = True
+        missing = [d for d in wanted if d not in state.synced_databases]
+        database.create_databases(ctx, server, wanted)
+        if missing:
+            self.report("creating schemas: " + ", ".join(missing))
+            self._sync(ctx, missing)
+            state.synced_databases = sorted({*state.synced_databases, *missing})
+        state.save(self.layout)
+        return restored, bool(missing)
+
+    def _manage(self, ctx: CloudContext, argv: list[str], env: dict[str, str] | None = None) -> str:
+        full_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        full_env["PATH"] = f"{self.layout.venv / 'bin'}:{full_env.get('PATH', '/usr/bin:/bin')}"
+        full_env.update(env or {})
+        result = subprocess.run(
+            [str(self.layout.bin(argv[0])), *argv[1:]],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=self.layout.root,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
+            raise DevcloudError(f"{argv[0]} {' '.join(argv[1:3])} failed (exit {result.returncode}):\n{tail}")
+        return result.stdout
+
+    def _sync(self, ctx: CloudContext, missing: list[str]) -> None:
+        etc = self.layout.etc_dir
+        keystone_conf = str(etc("keystone") / "keystone.conf")
+        nova_conf = str(etc("nova") / "nova.conf")
+        jobs: dict[str, Callable[[], None]] = {
+            "keystone": lambda: self._sync_keystone(ctx, keystone_conf),
+            "placement": lambda: (
+                self._manage(
+                    ctx,
+                    [
+                        "placement-manage",
+                        "--config-file",
+                        str(etc("placement") / "placement.conf"),
+                        "db",
+                        "sync",
+                    ],
+                ),
+                None,
+            )[1],
+            "nova_api": lambda: self._sync_nova(ctx, nova_conf),
+            "neutron": lambda: (
+                self._manage(
+                    ctx,
+                    [
+                        "neutron-db-manage",
+                        "--config-file",
+                        str(etc("neutron") / "neutron.conf"),
+                        "--config-file",
+                        str(etc("neutron") / "ml2_conf.ini"),
+                        "upgrade",
+                        "heads",
+                    ],
+                ),
+                None,
+            )[1],
+            "glance": lambda: (
+                self._manage(
+                    ctx, ["glance-manage", "--config-file", str(etc("glance") / "glance-api.conf"), "db_sync"]
+                ),
+                None,
+            )[1],
+            "cinder": lambda: (
+                self._manage(
+                    ctx, ["cinder-manage", "--config-file", str(etc("cinder") / "cinder.conf"), "db", "sync"]
+                ),
+                None,
+            )[1],
+        }
+        selected = [job for name, job in jobs.items() if name in missing]
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            for future in [pool.submit(job) for job in selected]:
+                future.result()
+
+    def _sync_keystone(self, ctx: CloudContext, conf: str) -> None:
+        self._manage(ctx, ["keystone-manage", "--config-file", conf, "db_sync"])
+        for setup in ("fernet_setup", "credential_setup"):
+            self._manage(
+                ctx,
+                [
+                    "keystone-manage",
+                    "--config-file",
+                    conf,
+                    setup,
+                    "--keystone-user",
+                    "root",
+                    "--keystone-group",
+                    "root",
+                ],
+            )
+        url = ctx.keystone_url
+        # NOTE: keystone-manage reads OS_BOOTSTRAP_PASSWORD, keeping the password out of argv.
+        self._manage(
+            ctx,
+            [
+                "keystone-manage",
+                "--config-file",
+                conf,
+                "bootstrap",
+                "--bootstrap-admin-url",
+                url,
+                "--bootstrap-internal-url",
+                url,
+                "--bootstrap-public-url",
+                url,
+                "--bootstrap-region-id",
+                ctx.region,
+            ],
+            env={"OS_BOOTSTRAP_PASSWORD": ctx.secrets.admin_password},
+        )
+
+    def _sync_nova(self, ctx: CloudContext, conf: str) -> None:
+        self._manage(ctx, ["nova-manage", "--config-file", conf, "api_db", "sync"])
+        self._manage(
+            ctx,
+            [
+                "nova-manage",
+                "--config-file",
+                conf,
+                "cell_v2",
+                "map_cell0",
+                "--database_connection",
+                ctx.db_url("nova_cell0"),
+            ],
+        )
+        cells = self._manage(ctx, ["nova-manage", "--config-file", conf, "cell_v2", "list_cells"])
+        if " cell1 " not in cells:
+            self._manage(
+                ctx,
+                [
+                    "nova-manage",
+                    "--config-file",
+                    conf,
+                    "cell_v2",
+                    "create_cell",
+                    "--name",
+                    "cell1",
+                    "--transport-url",
+                    openstack.CELL_TRANSPORT_TEMPLATE,
+                    "--database_connection",
+                    ctx.db_url("nova"),
+                ],
+            )
+        self._manage(ctx, ["nova-manage", "--config-file", conf, "db", "sync"])
+
+    def _save_snapshot(self, ctx: CloudContext, state: DevcloudState) -> None:
+        snap = self.layout.snapshot
+        snap.mkdir(parents=True, exist_ok=True)
+        database.dump(ctx, self._db_server(ctx), state.synced_databases, snap / "databases.sql")
+        with tarfile.open(snap / "files.tar.gz", "w:gz") as archive:
+            for relative in SNAPSHOT_FILES:
+                path = self.layout.root / relative
+                if path.exists():
+                    archive.add(path, arcname=relative, filter=_skip_runtime)
+        meta = {"databases": state.synced_databases, "components": state.components}
+        self._snapshot_meta_path().write_text(json.dumps(meta, indent=2))
+        self.report(f"saved snapshot of {', '.join(state.synced_databases)}")
+
+    def _restore_files(self) -> None:
+        archive_path = self.layout.snapshot / "files.tar.gz"
+        if archive_path.exists():
+            with tarfile.open(archive_path) as archive:
+                archive.extractall(self.layout.root, filter="data")
+
+    # -- OpenStack processes -------------------------------------------------------------------
+
+    def _start_openstack(
+        self,
+        ctx: CloudContext,
+        specs: dict[str, ServiceSpec],
+        plan: list[str],
+        options: UpOptions,
+        started: list[str],
+    ) -> None:
+        self._start(specs["keystone"], started)
+        self._bootstrap(ctx, "identity", options)
+        apis = [
+            specs[name]
+            for name in plan
+            if name not in BACKING and name != "keystone" and specs[name].port is not None
+        ]
+        self._start_many(apis, started)
+        workers = [specs[name] for name in plan if name not in BACKING and specs[name].port is None]
+        self._start_many(workers, started)
+        if Component.COMPUTE in options.components:
+            self._discover_compute_host(ctx)
+        self._bootstrap(ctx, "resources", options)
+
+    def _bootstrap(self, ctx: CloudContext, phase: str, options: UpOptions) -> None:
+        endpoints = {
+            "compute": ctx.url(ctx.ports.nova, "/v2.1"),
+            "placement": ctx.url(ctx.ports.placement),
+            "network": ctx.url(ctx.ports.neutron),
+            "image": ctx.url(ctx.ports.glance),
+            "block-storage": ctx.url(ctx.ports.cinder, "/v3/%(project_id)s"),
+            "volumev3": ctx.url(ctx.ports.cinder, "/v3/%(project_id)s"),
+            "object-store": ctx.url(ctx.ports.swift_proxy, "/v1/AUTH_%(project_id)s"),
+        }
+        document = {
+            "phase": phase,
+            "auth_url": ctx.keystone_url,
+            "admin_password": ctx.secrets.admin_password,
+            "demo_password": ctx.secrets.demo_password,
+            "service_password": ctx.secrets.service_password,
+            "region": ctx.region,
+            "endpoints": endpoints,
+            "components": sorted(c.value for c in options.components),
+        }
+        began = time.monotonic()
+        result = subprocess.run(
+            [str(self.layout.python), "-m", "stackyard_osplugin.bootstrap"],
+            input=json.dumps(document),
+            capture_output=True,
+            text=True,
+            cwd=self.layout.root,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.splitlines()[-25:])
+            raise DevcloudError(f"bootstrap phase {phase} failed:\n{tail}")
+        self.report(f"bootstrap {phase} done ({time.monotonic() - began:.1f} s)")
+
+    def _discover_compute_host(self, ctx: CloudContext) -> None:
+        conf = str(self.layout.etc_dir("nova") / "nova.conf")
+        deadline = time.monotonic() + 90
+        while True:
+            self._manage(ctx, ["nova-manage", "--config-file", conf, "cell_v2", "discover_hosts"])
+            hosts = self._manage(ctx, ["nova-manage", "--config-file", conf, "cell_v2", "list_hosts"])
+            if openstack.COMPUTE_HOST in hosts:
+                self.report("compute host mapped to cell1")
+                return
+            if not self._is_running("nova-compute"):
+                raise DevcloudError(
+                    "nova-compute exited before registering its host; "
+                    "see `stackyard devcloud logs nova-compute`"
+                )
+            if time.monotonic() > deadline:
+                raise DevcloudError("nova-compute did not register its host within 90 s")
+            time.sleep(1.0)
+
+    # -- down / status / reset -----------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        with self._locked():
+            return self._down()
+
+    def _down(self) -> list[str]:
+        secrets = load_secrets(self.layout)
+        state = DevcloudState.load(self.layout)
+        stopped: list[str] = []
+        if secrets is not None:
+            specs = self.all_specs(self._context(state, secrets))
+            names = list(specs)
+            # Workers first, then APIs, then keystone, then the backing servers.
+            order = [n for n in reversed(names) if n not in BACKING] + ["rabbitmq", "mariadb", "memcached"]
+            for name in order:
+                if stop(self.layout, name, specs[name].stop_timeout):
+                    stopped.append(name)
+        stopped.extend(self._kill_strays())
+        return stopped
+
+    def _kill_strays(self) -> list[str]:
+        """Anything still running inside our root (by working directory) is ours: end it."""
+        strays: list[str] = []
+        root = str(self.layout.root.resolve())
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cwd = str((entry / "cwd").readlink())
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if cwd == root or cwd.startswith(root + os.sep):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), 9)
+                strays.append(f"stray pid {entry.name} ({cmdline[:60].strip()})")
+        return strays
+
+    def status(self) -> list[ProcessInfo]:
+        secrets = load_secrets(self.layout)
+        if secrets is None:
+            return []
+        state = DevcloudState.load(self.layout)
+        specs = self.all_specs(self._context(state, secrets))
+        names = state.processes or list(specs)
+        return [info(self.layout, specs[name], self.ports_host) for name in names if name in specs]
+
+    def reset(self, *, keep_snapshot: bool = True) -> None:
+        """Stop everything and wipe data, configs and logs; the venv (and snapshot) stay."""
+        with self._locked():
+            state = DevcloudState.load(self.layout)
+            secrets = load_secrets(self.layout)
+            self._down()
+            if not state.is_private_db and secrets is not None and state.db_base_url:
+                ctx = self._context(state, secrets)
+                database.drop_databases(ctx, self._db_server(ctx), state.synced_databases)
+            for path in (self.layout.data, self.layout.etc, self.layout.run, self.layout.logs):
+                shutil.rmtree(path, ignore_errors=True)
+            self.layout.state_file.unlink(missing_ok=True)
+            if not keep_snapshot:
+                shutil.rmtree(self.layout.snapshot, ignore_errors=True)
+                (self.layout.root / "secrets.json").unlink(missing_ok=True)
+
+
+def _skip_runtime(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if "/locks" in member.name or member.name.endswith(".lock") else member

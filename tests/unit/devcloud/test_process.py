@@ -1,0 +1,73 @@
+"""Process supervision with real child processes: spawn, health, failure with log tail, stop."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stackyard.devcloud.context import Layout
+from stackyard.devcloud.process import is_alive, read_pid, spawn, stop, wait_healthy
+from stackyard.devcloud.spec import AliveCheck, ServiceSpec, TcpCheck
+from stackyard.errors import PortInUseError, ServiceStartError
+
+
+def layout(tmp_path: Path) -> Layout:
+    root = tmp_path / "dc"
+    (root / "venv" / "bin").mkdir(parents=True)
+    return Layout(root)
+
+
+def test_spawn_then_stop_by_pid(tmp_path: Path) -> None:
+    lay = layout(tmp_path)
+    spec = ServiceSpec("sleeper", (sys.executable, "-c", "import time; time.sleep(60)"), AliveCheck(0.2))
+    pid = spawn(lay, spec, "127.0.0.1")
+    wait_healthy(lay, spec, "127.0.0.1", pid, time.monotonic())
+    assert read_pid(lay, "sleeper") == pid
+    assert stop(lay, "sleeper", timeout=5)
+    assert not is_alive(pid)
+    assert read_pid(lay, "sleeper") is None
+
+
+def test_process_ignoring_sigterm_is_killed_after_timeout(tmp_path: Path) -> None:
+    lay = layout(tmp_path)
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    spec = ServiceSpec("stubborn", (sys.executable, "-c", code), AliveCheck(0.3))
+    pid = spawn(lay, spec, "127.0.0.1")
+    wait_healthy(lay, spec, "127.0.0.1", pid, time.monotonic())
+    began = time.monotonic()
+    assert stop(lay, "stubborn", timeout=0.5)
+    assert not is_alive(pid)
+    assert time.monotonic() - began < 5
+
+
+def test_dying_service_fails_with_its_log_tail(tmp_path: Path) -> None:
+    lay = layout(tmp_path)
+    code = "import sys; print('config error: no [database] section', flush=True); sys.exit(3)"
+    spec = ServiceSpec("broken", (sys.executable, "-c", code), TcpCheck(1), start_timeout=10)
+    pid = spawn(lay, spec, "127.0.0.1")
+    with pytest.raises(ServiceStartError) as caught:
+        wait_healthy(lay, spec, "127.0.0.1", pid, time.monotonic())
+    assert caught.value.service == "broken"
+    assert "no [database] section" in caught.value.log_tail
+    assert "broken failed to start: process exited" in str(caught.value)
+
+
+def test_port_in_use_is_reported_before_starting(tmp_path: Path) -> None:
+    import socket
+
+    lay = layout(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        spec = ServiceSpec("web", ("true",), TcpCheck(port), port=port)
+        with pytest.raises(PortInUseError) as caught:
+            spawn(lay, spec, "127.0.0.1")
+    assert str(port) in str(caught.value)
+    assert read_pid(lay, "web") is None
