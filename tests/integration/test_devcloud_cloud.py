@@ -177,17 +177,17 @@ def test_server_boot_stop_start_delete(
 
 
 def snapshot_bytes_sha256(instance_uuid: str, size: int) -> str:
-    """Mirror of the devcloud's fake hypervisor snapshot content (see stackyard_osplugin.virt)."""
-    digest = hashlib.sha256()
-    produced = 0
-    counter = 0
-    seed = instance_uuid.encode()
+    """Independent mirror of the fake hypervisor's snapshot content (stackyard_osplugin.content, v1)."""
+    header = f"stackyard devcloud snapshot {instance_uuid}\n".encode().ljust(512, b"\0")
+    digest = hashlib.sha256(header[:size])
+    produced = min(size, 512)
+    block = 0
     while produced < size:
-        block = hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
-        take = block[: size - produced]
-        digest.update(take)
-        produced += len(take)
-        counter += 1
+        seed = f"stackyard-devcloud-snapshot:{instance_uuid}:{block}".encode()
+        data = hashlib.shake_256(seed).digest(65536)[: size - produced]
+        digest.update(data)
+        produced += len(data)
+        block += 1
     return digest.hexdigest()
 
 

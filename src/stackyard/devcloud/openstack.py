@@ -96,7 +96,7 @@ def nova_conf(ctx: CloudContext, *, compute: bool) -> Sections:
         # NOTE: no agent ever reports a VIF as plugged, so boots must not wait for the event.
         "vif_plugging_is_fatal": False,
         "vif_plugging_timeout": 0,
-        # The fake hypervisor has 8 vCPUs / 8000 MiB / 500 GiB; ratios let hundreds of tiny servers fit.
+        # Headroom for hundreds of tiny servers (benchmarks) on the fake hypervisor.
         "initial_cpu_allocation_ratio": 200.0,
         "initial_ram_allocation_ratio": 200.0,
         "initial_disk_allocation_ratio": 200.0,
@@ -116,7 +116,9 @@ def nova_conf(ctx: CloudContext, *, compute: bool) -> Sections:
             "neutron": {**_service_auth(ctx, "neutron"), "default_floating_pool": "public"},
             "glance": {"region_name": ctx.region, "valid_interfaces": "public"},
             "cinder": {"os_region_name": ctx.region, **_service_auth(ctx, "cinder")},
-            "service_user": {"send_service_user_token": False},
+            # NOTE: Neutron's default policy lets only a token carrying the `service` role delete
+            # compute-owned ports; nova must send its service token alongside the user's.
+            "service_user": {"send_service_user_token": True, **_service_auth(ctx, "nova")},
             "conductor": {"workers": 1},
             "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": -1},
             "vnc": {"enabled": False},
@@ -134,6 +136,7 @@ def neutron_conf(ctx: CloudContext) -> Sections:
         "DEFAULT": {
             **_common(ctx, "neutron"),
             "core_plugin": "ml2",
+            "api_paste_config": str(ctx.layout.venv / "etc" / "neutron" / "api-paste.ini"),
             "service_plugins": "router",
             "auth_strategy": "keystone",
             "transport_url": ctx.transport_url,
@@ -158,7 +161,7 @@ def ml2_conf() -> Sections:
     return {
         "ml2": {
             "type_drivers": "flat,vlan,vxlan",
-            "tenant_network_types": "vxlan",
+            "project_network_types": "vxlan",
             # Our own driver binds every port on every host, so servers boot with networking.
             "mechanism_drivers": "stackyard_bindall",
             "extension_drivers": "port_security",
@@ -212,6 +215,7 @@ def cinder_conf(ctx: CloudContext) -> Sections:
         "database": {"connection": ctx.db_url("cinder")},
         "keystone_authtoken": _authtoken(ctx, "cinder"),
         "nova": _service_auth(ctx, "nova"),
+        "service_user": {"send_service_user_token": True, **_service_auth(ctx, "cinder")},
         "oslo_concurrency": _locks(ctx, "cinder"),
         "oslo_messaging_notifications": {"driver": "noop"},
         "coordination": {"backend_url": f"file://{data / 'coordination'}"},
