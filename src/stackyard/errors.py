@@ -14,7 +14,8 @@ StackyardError
     ├── Unauthorized
     ├── BadRequest
     ├── Unavailable             5xx, connection failure, unreachable endpoint
-    └── Timeout                 a call or a wait ran past its deadline
+    ├── Timeout                 a call or a wait ran past its deadline
+    └── ResourceFailed          a waited-on resource reached a failure state (carries its fault)
 """
 
 from __future__ import annotations
@@ -120,3 +121,19 @@ class Unavailable(CloudError):
 
 class Timeout(CloudError):
     """A call or a wait did not complete before its deadline."""
+
+
+class ResourceFailed(CloudError):
+    """A resource reached a failure state (server ERROR, image killed...); `fault` is the cloud's reason."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str | None = None,
+        status: str | None = None,
+        fault: str | None = None,
+    ) -> None:
+        super().__init__(message, service=service)
+        self.status = status
+        self.fault = fault
