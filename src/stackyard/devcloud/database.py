@@ -119,3 +119,8 @@ def dump(ctx: CloudContext, server: DbServer, names: Iterable[str], target: Path
 
 def restore(server: DbServer, source: Path) -> None:
     _run(server, ["mariadb", *server.client_args()], "restoring the database snapshot", source)
+
+
+def query(server: DbServer, sql: str) -> str:
+    """Run one statement; its result as tab-separated text without column names."""
+    return _run(server, ["mariadb", *server.client_args(), "--batch", "--skip-column-names"], "query", sql)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stackyard.devcloud import backing, database, install, openstack, swift
 from stackyard.devcloud.components import (
@@ -24,10 +26,19 @@ from stackyard.devcloud.components import (
     ordered,
 )
 from stackyard.devcloud.context import CloudContext, Layout, Ports, Secrets
-from stackyard.devcloud.process import ProcessInfo, info, is_alive, read_pid, spawn, stop, wait_healthy
+from stackyard.devcloud.process import (
+    ProcessInfo,
+    info,
+    is_alive,
+    log_tail,
+    read_pid,
+    spawn,
+    stop,
+    wait_healthy,
+)
 from stackyard.devcloud.spec import ServiceSpec
 from stackyard.devcloud.state import DevcloudState, load_or_create_secrets, load_secrets
-from stackyard.errors import DevcloudError
+from stackyard.errors import DevcloudError, ServiceStartError
 
 Report = Callable[[str], None]
 EXTERNAL_DB_PREFIX = "stackyard_devcloud_"
@@ -156,7 +167,7 @@ class Devcloud:
             state.components = sorted({*state.components, *(c.value for c in options.components)})
             state.processes = plan
             state.save(self.layout)
-            self._start_openstack(ctx, specs, plan, options, started)
+            self._start_openstack(ctx, state, specs, plan, options, started)
             saved = False
             if synced_now or not self._snapshot_meta_path().exists():
                 self._save_snapshot(ctx, state)
@@ -208,27 +219,8 @@ class Devcloud:
         return pid is not None and is_alive(pid)
 
     def _start(self, spec: ServiceSpec, started: list[str]) -> None:
-        if self._is_running(spec.name):
-            return
-        began = time.monotonic()
-        pid = spawn(self.layout, spec, self.ports_host)
-        started.append(spec.name)
-        wait_healthy(self.layout, spec, self.ports_host, pid, began)
-        self.report(f"{spec.name} healthy (pid {pid}, {time.monotonic() - began:.1f} s)")
-
-    def _start_many(self, specs: list[ServiceSpec], started: list[str]) -> None:
-        """Spawn all, then wait for each: independent services boot in parallel."""
-        pending: list[tuple[ServiceSpec, int, float]] = []
-        for spec in specs:
-            if self._is_running(spec.name):
-                continue
-            began = time.monotonic()
-            pid = spawn(self.layout, spec, self.ports_host)
-            started.append(spec.name)
-            pending.append((spec, pid, began))
-        for spec, pid, began in pending:
-            wait_healthy(self.layout, spec, self.ports_host, pid, began)
-            self.report(f"{spec.name} healthy (pid {pid}, {time.monotonic() - began:.1f} s)")
+        for entry in self._spawn_all([spec], started):
+            self._await(entry)
 
     @property
     def ports_host(self) -> str:
@@ -242,11 +234,11 @@ class Devcloud:
     def _snapshot_meta_path(self) -> Path:
         return self.layout.snapshot / "meta.json"
 
-    def _snapshot_meta(self) -> dict[str, list[str]] | None:
+    def _snapshot_meta(self) -> dict[str, Any] | None:
         path = self._snapshot_meta_path()
         if not path.exists():
             return None
-        loaded: dict[str, list[str]] = json.loads(path.read_text())
+        loaded: dict[str, Any] = json.loads(path.read_text())
         return loaded
 
     def _prepare_databases(
@@ -264,6 +256,7 @@ class Devcloud:
             database.restore(server, self.layout.snapshot / "databases.sql")
             self._restore_files()
             state.synced_databases = list(meta["databases"])
+            state.bootstrapped = dict(meta.get("bootstrapped", {}))
             restored = True
         missing = [d for d in wanted if d not in state.synced_databases]
         database.create_databases(ctx, server, wanted)
@@ -424,7 +417,11 @@ class Devcloud:
                 path = self.layout.root / relative
                 if path.exists():
                     archive.add(path, arcname=relative, filter=_skip_runtime)
-        meta = {"databases": state.synced_databases, "components": state.components}
+        meta = {
+            "databases": state.synced_databases,
+            "components": state.components,
+            "bootstrapped": state.bootstrapped,
+        }
         self._snapshot_meta_path().write_text(json.dumps(meta, indent=2))
         self.report(f"saved snapshot of {', '.join(state.synced_databases)}")
 
@@ -439,26 +436,50 @@ class Devcloud:
     def _start_openstack(
         self,
         ctx: CloudContext,
+        state: DevcloudState,
         specs: dict[str, ServiceSpec],
         plan: list[str],
         options: UpOptions,
         started: list[str],
     ) -> None:
-        self._start(specs["keystone"], started)
-        self._bootstrap(ctx, "identity", options)
-        apis = [
-            specs[name]
-            for name in plan
-            if name not in BACKING and name != "keystone" and specs[name].port is not None
-        ]
-        self._start_many(apis, started)
-        workers = [specs[name] for name in plan if name not in BACKING and specs[name].port is None]
-        self._start_many(workers, started)
+        """All APIs boot at once (they need Keystone only for requests); the identity bootstrap runs
+        as soon as Keystone answers; workers follow the APIs (nova-compute reports to Placement)."""
+        apis = [specs[n] for n in plan if n not in BACKING and specs[n].port is not None]
+        workers = [specs[n] for n in plan if n not in BACKING and specs[n].port is None]
+        pending = self._spawn_all(apis, started)
+        keystone = next(p for p in pending if p[0].name == "keystone")
+        self._await(keystone)
+        self._bootstrap(ctx, state, "identity", options)
+        for entry in pending:
+            if entry is not keystone:
+                self._await(entry)
+        since = self._db_now(ctx) if Component.COMPUTE in options.components else ""
+        for entry in self._spawn_all(workers, started):
+            self._await(entry)
         if Component.COMPUTE in options.components:
-            self._discover_compute_host(ctx)
-        self._bootstrap(ctx, "resources", options)
+            self._wait_compute_ready(ctx, since)
+        self._bootstrap(ctx, state, "resources", options)
 
-    def _bootstrap(self, ctx: CloudContext, phase: str, options: UpOptions) -> None:
+    def _spawn_all(
+        self, specs: list[ServiceSpec], started: list[str]
+    ) -> list[tuple[ServiceSpec, int, float]]:
+        pending: list[tuple[ServiceSpec, int, float]] = []
+        for spec in specs:
+            if self._is_running(spec.name):
+                continue
+            began = time.monotonic()
+            pid = spawn(self.layout, spec, self.ports_host)
+            started.append(spec.name)
+            pending.append((spec, pid, began))
+        return pending
+
+    def _await(self, entry: tuple[ServiceSpec, int, float]) -> None:
+        spec, pid, began = entry
+        wait_healthy(self.layout, spec, self.ports_host, pid, began)
+        self.report(f"{spec.name} healthy (pid {pid}, {time.monotonic() - began:.1f} s)")
+
+    def _bootstrap(self, ctx: CloudContext, state: DevcloudState, phase: str, options: UpOptions) -> None:
+        """Run a bootstrap phase unless the data already holds it (same endpoints, same secrets)."""
         endpoints = {
             "compute": ctx.url(ctx.ports.nova, "/v2.1"),
             "placement": ctx.url(ctx.ports.placement),
@@ -476,8 +497,13 @@ class Devcloud:
             "service_password": ctx.secrets.service_password,
             "region": ctx.region,
             "endpoints": endpoints,
-            "components": sorted(c.value for c in options.components),
         }
+        fingerprint = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+        wanted = sorted(c.value for c in options.components)
+        done = state.bootstrapped.get(phase)
+        if done is not None and done["fingerprint"] == fingerprint and set(wanted) <= set(done["components"]):
+            return
+        document["components"] = wanted
         began = time.monotonic()
         result = subprocess.run(
             [str(self.layout.python), "-m", "stackyard_osplugin.bootstrap"],
@@ -490,25 +516,48 @@ class Devcloud:
         if result.returncode != 0:
             tail = "\n".join(result.stderr.splitlines()[-25:])
             raise DevcloudError(f"bootstrap phase {phase} failed:\n{tail}")
+        state.bootstrapped[phase] = {"fingerprint": fingerprint, "components": wanted}
+        state.save(self.layout)
         self.report(f"bootstrap {phase} done ({time.monotonic() - began:.1f} s)")
 
-    def _discover_compute_host(self, ctx: CloudContext) -> None:
-        conf = str(self.layout.etc_dir("nova") / "nova.conf")
-        deadline = time.monotonic() + 90
+    def _db_now(self, ctx: CloudContext) -> str:
+        return database.query(self._db_server(ctx), "SELECT UTC_TIMESTAMP();").strip()
+
+    def _wait_compute_ready(self, ctx: CloudContext, since: str) -> None:
+        """nova-compute is usable once its host is mapped to cell1 and it has reported since `since`."""
+        server = self._db_server(ctx)
+        api_db = database.full_name(ctx, "nova_api")
+        cell_db = database.full_name(ctx, "nova")
+        host = openstack.COMPUTE_HOST
+        deadline = time.monotonic() + 120
         while True:
-            self._manage(ctx, ["nova-manage", "--config-file", conf, "cell_v2", "discover_hosts"])
-            hosts = self._manage(ctx, ["nova-manage", "--config-file", conf, "cell_v2", "list_hosts"])
-            if openstack.COMPUTE_HOST in hosts:
-                self.report("compute host mapped to cell1")
+            mapped = database.query(
+                server,
+                f"SELECT COUNT(*) FROM `{api_db}`.host_mappings WHERE host='{host}';",  # noqa: S608 (our constants)
+            )
+            reported = database.query(
+                server,
+                f"SELECT COUNT(*) FROM `{cell_db}`.services WHERE host='{host}' AND `binary`='nova-compute' "  # noqa: S608
+                f"AND deleted=0 AND updated_at >= '{since}';",
+            )
+            if int(reported or 0) and not int(mapped or 0):
+                conf = str(self.layout.etc_dir("nova") / "nova.conf")
+                self._manage(ctx, ["nova-manage", "--config-file", conf, "cell_v2", "discover_hosts"])
+                continue
+            if int(reported or 0) and int(mapped or 0):
+                self.report("nova-compute reported and is mapped to cell1")
                 return
             if not self._is_running("nova-compute"):
-                raise DevcloudError(
-                    "nova-compute exited before registering its host; "
-                    "see `stackyard devcloud logs nova-compute`"
+                raise ServiceStartError(
+                    "nova-compute", "exited before reporting", log_tail(self.layout.log_file("nova-compute"))
                 )
             if time.monotonic() > deadline:
-                raise DevcloudError("nova-compute did not register its host within 90 s")
-            time.sleep(1.0)
+                raise ServiceStartError(
+                    "nova-compute",
+                    "did not report within 120 s",
+                    log_tail(self.layout.log_file("nova-compute")),
+                )
+            time.sleep(0.5)
 
     # -- down / status / reset -----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import os
 import secrets as pysecrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stackyard.devcloud.context import Layout, Secrets
 
@@ -57,6 +58,8 @@ class DevcloudState:
     transport_url: str = ""
     synced_databases: list[str] = field(default_factory=list)
     is_private_db: bool = True
+    # Bootstrap phase -> {"fingerprint": sha256 of its inputs, "components": [...]}.
+    bootstrapped: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, layout: Layout) -> DevcloudState:
