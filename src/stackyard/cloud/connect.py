@@ -1,0 +1,610 @@
+"""Find a cloud's credentials (explicit, clouds.yaml, OS_*, stackyard config); a connection per cloud/region.
+
+Precedence, first match wins and nothing is merged across sources:
+
+1. explicit `CloudSettings` given by the caller;
+2. a cloud named by `--cloud` (or `OS_CLOUD`) in clouds.yaml, with secure.yaml merged in by openstacksdk;
+3. `OS_*` environment variables;
+4. the `providers.openstack` section of stackyard's YAML config.
+
+Every source is turned into openstacksdk's `CloudRegion` by openstacksdk's own loader; stackyard only
+chooses the source, switches off openstacksdk's retries (stackyard has its own policy) and sets a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from keystoneauth1 import exceptions as ksa_exc
+from openstack import exceptions as sdk_exc
+from openstack.config import loader
+from openstack.config.cloud_region import CloudRegion
+from openstack.connection import Connection
+
+from stackyard.cloud.errormap import is_cloud_exception, redact, translate_error
+from stackyard.errors import ConfigError, StackyardError, ValidationError
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_REQUEST_TIMEOUT = 60.0
+PROVIDER_PREFIX = "providers.openstack"
+INTERFACES = ("public", "internal", "admin")
+_REDACTED = "***"
+_APP_NAME = "stackyard"
+
+
+class AuthMethod(StrEnum):
+    """How to authenticate; the values are keystoneauth plugin names (clouds.yaml `auth_type`)."""
+
+    PASSWORD = "password"  # noqa: S105 (a plugin name, not a secret)
+    TOKEN = "token"  # noqa: S105 (a plugin name, not a secret)
+    APPLICATION_CREDENTIAL = "v3applicationcredential"
+
+
+class CredentialSource(StrEnum):
+    """Which of the four sources supplied a cloud's credentials."""
+
+    EXPLICIT = "explicit"
+    CLOUDS_YAML = "clouds.yaml"
+    ENVIRONMENT = "environment"
+    STACKYARD_CONFIG = "stackyard config"
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings given explicitly or in stackyard's YAML
+# --------------------------------------------------------------------------------------------------
+
+_SECRET_FIELDS = frozenset({"password", "token", "application_credential_secret"})
+_STRING_FIELDS = (
+    "auth_url",
+    "username",
+    "password",
+    "token",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
+    "user_domain_name",
+    "project_domain_name",
+    "project_name",
+    "project_id",
+    "region_name",
+    "interface",
+    "cacert",
+)
+# Names people paste from clouds.yaml or openrc files, pointed at ours in the error.
+_KEY_HINTS = {
+    "auth_type": "auth_method",
+    "project": "project_name",
+    "tenant_name": "project_name",
+    "region": "region_name",
+    "verify": "insecure",
+    "user": "username",
+    "domain_name": "user_domain_name and project_domain_name",
+}
+
+
+@dataclass(frozen=True, repr=False)
+class CloudSettings:
+    """Credentials and connection options for one cloud; secrets never appear in its repr.
+
+    `source` says where the settings came from (a file path, "explicit settings") for messages and logs.
+    """
+
+    auth_url: str
+    auth_method: AuthMethod = AuthMethod.PASSWORD
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    application_credential_id: str | None = None
+    application_credential_name: str | None = None
+    application_credential_secret: str | None = None
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    project_name: str | None = None
+    project_id: str | None = None
+    region_name: str | None = None
+    interface: str = "public"
+    cacert: str | None = None
+    insecure: bool = False
+    source: str = "explicit settings"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.auth_method, str) and not isinstance(self.auth_method, AuthMethod):
+            with contextlib.suppress(ValueError):  # an unknown name is reported by _first_problem
+                object.__setattr__(self, "auth_method", AuthMethod(self.auth_method))
+        problem = self._first_problem()
+        if problem is not None:
+            raise ValidationError(*problem)
+
+    def __repr__(self) -> str:
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in _SECRET_FIELDS and value is not None:
+                shown.append(f"{item.name}={_REDACTED!r}")
+            else:
+                shown.append(f"{item.name}={value!r}")
+        return f"CloudSettings({', '.join(shown)})"
+
+    @classmethod
+    def from_mapping(cls, data: object, *, source: str, prefix: str = PROVIDER_PREFIX) -> CloudSettings:
+        """Validate a `providers.openstack` mapping (parsed YAML) found in `source`.
+
+        Raises ValidationError naming the offending field, e.g. `providers.openstack.auth_url`. Without
+        `auth_method`, it is inferred: application-credential fields, else a token, else password.
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError(prefix, f"expected a mapping, got {type(data).__name__} (in {source})")
+        known = {item.name for item in fields(cls)} - {"source"}
+        values: dict[str, object] = {}
+        for key, value in data.items():
+            name = str(key)
+            where = f"{prefix}.{name}"
+            if name not in known:
+                hint = f"; did you mean {_KEY_HINTS[name]}?" if name in _KEY_HINTS else ""
+                raise ValidationError(where, f"unknown setting (in {source}){hint}")
+            if value is None:
+                continue  # `key:` with nothing after it in YAML: treat as not set
+            if name == "insecure":
+                if not isinstance(value, bool):
+                    raise ValidationError(where, f"expected true or false, got {value!r} (in {source})")
+            elif name == "auth_method":
+                try:
+                    value = AuthMethod(str(value))
+                except ValueError:
+                    choices = ", ".join(method.value for method in AuthMethod)
+                    raise ValidationError(
+                        where, f"expected one of {choices}, got {value!r} (in {source})"
+                    ) from None
+            elif not isinstance(value, str):
+                raise ValidationError(
+                    where, f"expected a string, got {type(value).__name__} (quote it in YAML) (in {source})"
+                )
+            values[name] = value
+        if "auth_url" not in values:
+            raise ValidationError(
+                f"{prefix}.auth_url", f"missing: the Keystone URL is required (in {source})"
+            )
+        if "auth_method" not in values:
+            values["auth_method"] = _infer_method(values)
+        try:
+            return cls(**values, source=source)  # type: ignore[arg-type]  # types checked above
+        except ValidationError as exc:
+            raise ValidationError(f"{prefix}.{exc.field}", f"{exc.message} (in {source})") from None
+
+    def _first_problem(self) -> tuple[str, str] | None:
+        """(field, message) for the first thing wrong, or None; messages never include values of secrets."""
+        for name in _STRING_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                return name, "must be a non-empty string"
+        parts = urlsplit(self.auth_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "auth_url", redact(f"expected an http(s) URL of Keystone, got {self.auth_url!r}")
+        if not isinstance(self.auth_method, AuthMethod):
+            return "auth_method", f"expected an AuthMethod, got {self.auth_method!r}"
+        if self.interface not in INTERFACES:
+            return "interface", f"expected one of {', '.join(INTERFACES)}, got {self.interface!r}"
+        if not isinstance(self.insecure, bool):
+            return "insecure", f"expected true or false, got {self.insecure!r}"
+        if self.insecure and self.cacert:
+            return "cacert", "insecure: true turns certificate verification off, so cacert would be ignored"
+        return self._credential_problem()
+
+    def _credential_problem(self) -> tuple[str, str] | None:
+        method = self.auth_method
+        has_project = self.project_name is not None or self.project_id is not None
+        stray = {
+            AuthMethod.PASSWORD: ("token", *_APP_CRED_FIELDS),
+            AuthMethod.TOKEN: ("username", "password", *_APP_CRED_FIELDS),
+            AuthMethod.APPLICATION_CREDENTIAL: ("password", "token"),
+        }[method]
+        for name in stray:
+            if getattr(self, name) is not None:
+                return name, f"does not go with auth_method {method.value}"
+        if method is AuthMethod.PASSWORD:
+            for name in ("username", "password"):
+                if getattr(self, name) is None:
+                    return name, "missing: password authentication needs username and password"
+        elif method is AuthMethod.TOKEN:
+            if self.token is None:
+                return "token", "missing: token authentication needs a token"
+        else:
+            if self.application_credential_secret is None:
+                return "application_credential_secret", "missing: an application credential needs its secret"
+            if self.application_credential_id is None:
+                if self.application_credential_name is None:
+                    return "application_credential_id", "missing: give the id, or the name and username"
+                if self.username is None:
+                    return "username", "missing: an application credential given by name needs its user"
+            if has_project:
+                # NOTE: an application credential is bound to the project it was created in; Keystone
+                # answers 401 "Application credentials cannot request a scope" when a token request
+                # carries one (identity v3 API, POST /v3/auth/tokens, method application_credential).
+                name = "project_name" if self.project_name is not None else "project_id"
+                return name, "an application credential already belongs to a project; remove it"
+            return None
+        if not has_project:
+            return "project_name", f"missing: {method.value} authentication needs project_name or project_id"
+        return None
+
+    def cloud_entry(self) -> dict[str, object]:
+        """These settings as one clouds.yaml cloud entry (what openstacksdk's loader consumes)."""
+        scope = ("project_name", "project_id", "project_domain_name")
+        keys: tuple[str, ...]
+        if self.auth_method is AuthMethod.PASSWORD:
+            keys = ("username", "password", "user_domain_name", *scope)
+        elif self.auth_method is AuthMethod.TOKEN:
+            keys = ("token", *scope)
+        elif self.application_credential_id is not None:
+            keys = _APP_CRED_FIELDS
+        else:
+            keys = (*_APP_CRED_FIELDS, "username", "user_domain_name")
+        auth: dict[str, object] = {"auth_url": self.auth_url}
+        auth.update({key: getattr(self, key) for key in keys if getattr(self, key) is not None})
+        entry: dict[str, object] = {
+            "auth_type": self.auth_method.value,
+            "auth": auth,
+            "interface": self.interface,
+            "identity_api_version": "3",
+        }
+        if self.region_name is not None:
+            entry["region_name"] = self.region_name
+        if self.cacert is not None:
+            entry["cacert"] = self.cacert
+        if self.insecure:
+            entry["verify"] = False
+        return entry
+
+
+_APP_CRED_FIELDS = (
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
+)
+
+
+def _infer_method(values: Mapping[str, object]) -> AuthMethod:
+    if any(key in values for key in _APP_CRED_FIELDS):
+        return AuthMethod.APPLICATION_CREDENTIAL
+    if "token" in values:
+        return AuthMethod.TOKEN
+    return AuthMethod.PASSWORD
+
+
+# --------------------------------------------------------------------------------------------------
+# Resolution
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloudTarget:
+    """The key of a connection: a cloud name (None: the default source) and a region (None: the first)."""
+
+    cloud: str | None = None
+    region: str | None = None
+
+    def __str__(self) -> str:
+        cloud = self.cloud or "(default cloud)"
+        return f"{cloud} region {self.region}" if self.region else cloud
+
+
+@dataclass(frozen=True)
+class ResolvedCloud:
+    """openstacksdk's configuration for one cloud/region, and where its credentials came from."""
+
+    cloud_region: CloudRegion = field(repr=False)
+    name: str
+    kind: CredentialSource
+    source: str  # human-readable, no secrets: "clouds.yaml cloud 'prod' (/home/me/clouds.yaml)"
+
+    @property
+    def region_name(self) -> str | None:
+        return self.cloud_region.get_region_name()
+
+    @property
+    def is_insecure(self) -> bool:
+        """True when TLS certificates will not be verified (insecure: true or verify: false)."""
+        verify, _cert = self.cloud_region.get_requests_verify_args()
+        return verify is False
+
+
+# NOTE: openstacksdk treats these OS_* variables as selectors, not as credentials
+# (openstack/config/loader.py, OpenStackConfig._get_os_environ).
+_ENV_SELECTORS = frozenset({"OS_CLOUD", "OS_REGION_NAME", "OS_CLIENT_CONFIG_FILE", "OS_CLIENT_SECURE_FILE"})
+# Not credentials either; OS_REGION_NAME alone is kept (it is the region of the environment's cloud).
+_ENV_IGNORED = frozenset({"OS_CLOUD", "OS_CLOUD_NAME", "OS_CLIENT_CONFIG_FILE", "OS_CLIENT_SECURE_FILE"})
+_ENV_IGNORED_PREFIXES = ("OS_TEST", "OS_STD", "OS_LOG")  # test-runner variables, as openstacksdk skips
+
+
+def resolve(
+    explicit: CloudSettings | None = None,
+    *,
+    cloud: str | None = None,
+    region: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    provider: CloudSettings | None = None,
+    config_files: Sequence[Path] | None = None,
+    secure_files: Sequence[Path] | None = None,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> ResolvedCloud:
+    """Pick the credential source by precedence and build its CloudRegion with openstacksdk's loader.
+
+    `cloud` falls back to OS_CLOUD in `environ` (default `os.environ`); `region` overrides the source's
+    region. `config_files`/`secure_files` replace openstacksdk's search path (./, ~/.config/openstack,
+    /etc/openstack); OS_CLIENT_CONFIG_FILE/OS_CLIENT_SECURE_FILE in `environ` are searched first.
+    Raises ConfigError when no source is configured, the cloud is unknown, or the settings are incomplete.
+    """
+    env = os.environ if environ is None else environ
+    if request_timeout <= 0:
+        raise ConfigError(f"request timeout must be positive seconds, got {request_timeout}")
+    cloud_name, named_by = (cloud, "--cloud") if cloud else (env.get("OS_CLOUD") or None, "OS_CLOUD")
+    if explicit is not None:
+        if cloud_name:
+            _LOG.info("cloud %r (%s) not used: explicit settings take precedence", cloud_name, named_by)
+        resolved = _from_entry(
+            "explicit", explicit.cloud_entry(), region, CredentialSource.EXPLICIT, explicit.source
+        )
+    elif cloud_name:
+        resolved = _from_clouds_yaml(cloud_name, named_by, region, env, config_files, secure_files)
+    elif env_entry := _environment_entry(env):
+        name = env.get("OS_CLOUD_NAME") or "envvars"
+        resolved = _from_entry(
+            name, env_entry, region, CredentialSource.ENVIRONMENT, "OS_* environment variables"
+        )
+    elif provider is not None:
+        where = f"{provider.source} ({PROVIDER_PREFIX})"
+        resolved = _from_entry(
+            "openstack", provider.cloud_entry(), region, CredentialSource.STACKYARD_CONFIG, where
+        )
+    else:
+        raise ConfigError(
+            "no OpenStack credentials configured: pass --cloud NAME with a clouds.yaml "
+            "(convert an openrc with `stackyard config from-openrc FILE`), source an openrc to set OS_* "
+            f"variables, or add a `{PROVIDER_PREFIX}` section (auth_url, username, password, project_name) "
+            "to the stackyard config"
+        )
+    _finish(resolved, request_timeout)
+    _LOG.info("cloud %s: credentials from %s", resolved.name, resolved.source)
+    return resolved
+
+
+def _environment_entry(env: Mapping[str, str]) -> dict[str, object] | None:
+    """The OS_* variables as a cloud entry, or None when only selectors (or nothing) are set."""
+    keys = [
+        key
+        for key, value in env.items()
+        if key.startswith("OS_") and not key.startswith(_ENV_IGNORED_PREFIXES) and value != ""
+    ]
+    if not set(keys) - _ENV_SELECTORS:
+        return None
+    # OS_AUTH_URL -> auth_url, as openstacksdk's own environment loader maps them; openstacksdk then
+    # moves auth options into `auth`. Empty values are dropped: an empty OS_AUTH_TYPE would select the
+    # "none" plugin and silently send requests without a token.
+    return {key[3:].lower(): env[key] for key in keys if key not in _ENV_IGNORED}
+
+
+def _new_loader(
+    config_files: list[str] | None = None, secure_files: list[str] | None = None
+) -> loader.OpenStackConfig:
+    # NOTE: with load_envvars=True openstacksdk reads os.environ itself and adds an "envvars" cloud;
+    # with load_yaml_config=True it merges clouds.yaml/secure.yaml into whatever else is given. Each
+    # source turns on only its own, so nothing leaks in from the others.
+    return loader.OpenStackConfig(
+        config_files=config_files,
+        secure_files=secure_files,
+        app_name=_APP_NAME,
+        load_yaml_config=config_files is not None,
+        load_envvars=False,
+    )
+
+
+def _from_entry(
+    name: str, entry: dict[str, object], region: str | None, kind: CredentialSource, source: str
+) -> ResolvedCloud:
+    config = _new_loader()
+    if region:
+        entry = {**entry, "region_name": region}
+    # The loader sees the entry exactly as if it were a clouds.yaml cloud: same normalisation, same
+    # auth-plugin validation, and the CloudRegion carries its real name for openstacksdk's logs.
+    config.cloud_config = {"clouds": {name: entry}}
+    return ResolvedCloud(_get_one(config, name, None, source), name, kind, source)
+
+
+def _from_clouds_yaml(
+    name: str,
+    named_by: str,
+    region: str | None,
+    env: Mapping[str, str],
+    config_files: Sequence[Path] | None,
+    secure_files: Sequence[Path] | None,
+) -> ResolvedCloud:
+    files = [str(path) for path in config_files] if config_files is not None else list(loader.CONFIG_FILES)
+    secrets = [str(path) for path in secure_files] if secure_files is not None else list(loader.SECURE_FILES)
+    # NOTE: openstacksdk honours these two only when it reads os.environ; the environment is injected here.
+    if env.get("OS_CLIENT_CONFIG_FILE"):
+        files.insert(0, env["OS_CLIENT_CONFIG_FILE"])
+    if env.get("OS_CLIENT_SECURE_FILE"):
+        secrets.insert(0, env["OS_CLIENT_SECURE_FILE"])
+    try:
+        config = _new_loader(files, secrets)
+    except sdk_exc.ConfigException as exc:
+        raise ConfigError(redact(f"clouds.yaml: {exc}")) from None
+    found = [path for path in (config.config_filename, config.secure_config_filename) if path]
+    if not found:
+        searched = ", ".join(dict.fromkeys(str(Path(path).parent) for path in files))
+        raise ConfigError(
+            f"cloud {name!r} ({named_by}) asked for, but no clouds.yaml was found (searched {searched}); "
+            "convert an openrc with `stackyard config from-openrc FILE`"
+        )
+    known = config.get_cloud_names()
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise ConfigError(
+            f"cloud {name!r} ({named_by}) is not in {' + '.join(found)}; known clouds: {listed}"
+        )
+    source = f"clouds.yaml cloud {name!r} ({' + '.join(found)})"
+    return ResolvedCloud(_get_one(config, name, region, source), name, CredentialSource.CLOUDS_YAML, source)
+
+
+def _get_one(config: loader.OpenStackConfig, name: str, region: str | None, source: str) -> CloudRegion:
+    try:
+        return config.get_one(name, region_name=region) if region else config.get_one(name)
+    except ksa_exc.MissingRequiredOptions as exc:
+        missing = ", ".join((opt.dest or opt.name).replace("-", "_") for opt in exc.options)
+        raise ConfigError(f"{source}: incomplete credentials, missing {missing}") from None
+    except (sdk_exc.ConfigException, ksa_exc.AuthPluginException) as exc:
+        # Messages of the loader quote config values; a password could be among them.
+        raise ConfigError(redact(f"{source}: {exc}")) from None
+
+
+def _finish(resolved: ResolvedCloud, request_timeout: float) -> None:
+    """Switch openstacksdk/keystoneauth retries off and set the per-request timeout."""
+    config = resolved.cloud_region.config
+    # NOTE: openstacksdk's defaults retry image, baremetal and baremetal-introspection calls 5 times on
+    # 409/503 (openstack/config/defaults.json `*_status_code_retries`), and clouds.yaml may set more per
+    # service; stackyard's RetryPolicy is the only one, so every such key is zeroed.
+    for key in list(config):
+        if key.endswith(("connect_retries", "status_code_retries")):
+            config[key] = 0
+    config["connect_retries"] = 0
+    config["status_code_retries"] = 0
+    config["api_timeout"] = request_timeout
+    verify, _cert = resolved.cloud_region.get_requests_verify_args()
+    if isinstance(verify, str) and not Path(verify).is_file():
+        raise ConfigError(f"{resolved.source}: cacert {verify} is not a readable file")
+
+
+# --------------------------------------------------------------------------------------------------
+# Connections
+# --------------------------------------------------------------------------------------------------
+
+
+def open_connection(resolved: ResolvedCloud) -> Connection:
+    """A Connection for `resolved` (no request is sent yet); warns when TLS verification is off."""
+    if resolved.is_insecure:
+        _LOG.warning(
+            "TLS certificate verification is OFF for cloud %s (insecure/verify: false in %s): "
+            "anyone on the network path can read and change its traffic",
+            resolved.name,
+            resolved.source,
+        )
+    return Connection(config=resolved.cloud_region)
+
+
+def connect(target: CloudTarget | None = None, *, sources: CloudSources | None = None) -> Connection:
+    """One unpooled Connection for `target`, credentials from `sources` (default: clouds.yaml + os.environ).
+
+    Nothing is sent yet; call `verify_auth` to fail early on bad credentials.
+    """
+    sources = sources if sources is not None else CloudSources()
+    return open_connection(sources.resolve_target(target if target is not None else CloudTarget()))
+
+
+def verify_auth(conn: Connection) -> None:
+    """Authenticate now (fetch a token) so bad credentials fail here, as stackyard's CloudError tree.
+
+    Raises Unauthorized for rejected credentials, Unavailable/Timeout when Keystone cannot be reached.
+    """
+    try:
+        conn.authorize()
+    except Exception as exc:
+        if isinstance(exc, StackyardError) or not is_cloud_exception(exc):
+            raise
+        raise translate_error(exc, "identity") from exc
+
+
+@dataclass(frozen=True, repr=False)
+class CloudSources:
+    """Everything `resolve` reads, bound once in an entry point; `resolve_target` is a pool's resolver."""
+
+    explicit: CloudSettings | None = None
+    environ: Mapping[str, str] | None = None
+    provider: CloudSettings | None = None
+    config_files: Sequence[Path] | None = None
+    secure_files: Sequence[Path] | None = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+
+    def resolve_target(self, target: CloudTarget) -> ResolvedCloud:
+        return resolve(
+            self.explicit,
+            cloud=target.cloud,
+            region=target.region,
+            environ=self.environ,
+            provider=self.provider,
+            config_files=self.config_files,
+            secure_files=self.secure_files,
+            request_timeout=self.request_timeout,
+        )
+
+    def __repr__(self) -> str:
+        # The environment holds OS_PASSWORD; only say whether it was injected.
+        environ = "os.environ" if self.environ is None else "injected"
+        return (
+            f"CloudSources(explicit={self.explicit!r}, environ={environ}, "
+            f"provider={self.provider!r}, config_files={self.config_files!r}, "
+            f"secure_files={self.secure_files!r}, request_timeout={self.request_timeout!r})"
+        )
+
+
+class ConnectionPool:
+    """One Connection per CloudTarget, made on first use and reused; safe to share between threads.
+
+    Two threads asking for the same target get the same Connection and only one is built; building one
+    target does not hold up others.
+    """
+
+    def __init__(
+        self,
+        resolver: Callable[[CloudTarget], ResolvedCloud],
+        *,
+        connect: Callable[[ResolvedCloud], Connection] = open_connection,
+    ) -> None:
+        self._resolver = resolver
+        self._connect = connect
+        self._lock = threading.Lock()  # guards the two dicts below
+        self._connections: dict[CloudTarget, Connection] = {}
+        self._building: dict[CloudTarget, threading.Lock] = {}
+
+    def get(self, target: CloudTarget | None = None) -> Connection:
+        target = target if target is not None else CloudTarget()
+        with self._lock:
+            conn = self._connections.get(target)
+            if conn is not None:
+                return conn
+            building = self._building.setdefault(target, threading.Lock())
+        with building:
+            with self._lock:
+                conn = self._connections.get(target)
+            if conn is None:
+                conn = self._connect(self._resolver(target))
+                with self._lock:
+                    self._connections[target] = conn
+            return conn
+
+    def targets(self) -> list[CloudTarget]:
+        """The targets that have a connection now."""
+        with self._lock:
+            return list(self._connections)
+
+    def close(self) -> None:
+        """Close every connection made so far; the pool can be used again afterwards."""
+        with self._lock:
+            connections = list(self._connections.items())
+            self._connections.clear()
+        for _target, conn in connections:
+            conn.close()  # openstacksdk's close is best-effort and does not raise
+
+    def __enter__(self) -> ConnectionPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
