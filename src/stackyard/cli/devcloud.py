@@ -59,7 +59,7 @@ def up(
     ] = False,
 ) -> None:
     """Install if needed, configure, start and wait until healthy. Idempotent."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         components = parse_components(services)
         cloud = _devcloud(directory, console)
@@ -79,7 +79,7 @@ def up(
 @app.command()
 def down(directory: DirOption = None) -> None:
     """Stop every process the devcloud started (SIGTERM, then SIGKILL after a timeout)."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         stopped = _devcloud(directory, console).down()
     except StackyardError as exc:
@@ -91,7 +91,7 @@ def down(directory: DirOption = None) -> None:
 def status(directory: DirOption = None) -> None:
     """Each process: pid, port, health and resident memory."""
     console = Console()
-    rows = _devcloud(directory, Console(stderr=True)).status()
+    rows = _devcloud(directory, Console(stderr=True, soft_wrap=True)).status()
     if not rows:
         console.print("devcloud not set up yet: run `stackyard devcloud up`")
         raise typer.Exit(1)
@@ -113,7 +113,7 @@ def reset(
     ] = False,
 ) -> None:
     """Stop everything and wipe data (the OpenStack virtualenv is kept)."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         _devcloud(directory, console).reset(keep_snapshot=not all_)
     except StackyardError as exc:
@@ -128,18 +128,18 @@ def env_(
 ) -> None:
     """Print `export OS_*=...` lines for the admin (or demo) user."""
     try:
-        sys.stdout.write(env_exports(_devcloud(directory, Console(stderr=True)), user))
+        sys.stdout.write(env_exports(_devcloud(directory, Console(stderr=True, soft_wrap=True)), user))
     except StackyardError as exc:
-        fail(Console(stderr=True), exc)
+        fail(Console(stderr=True, soft_wrap=True), exc)
 
 
 @app.command("clouds-yaml")
 def clouds_yaml_(directory: DirOption = None) -> None:
     """Print a clouds.yaml with clouds `devcloud` (admin) and `devcloud-demo` (member)."""
     try:
-        sys.stdout.write(clouds_yaml(_devcloud(directory, Console(stderr=True))))
+        sys.stdout.write(clouds_yaml(_devcloud(directory, Console(stderr=True, soft_wrap=True))))
     except StackyardError as exc:
-        fail(Console(stderr=True), exc)
+        fail(Console(stderr=True, soft_wrap=True), exc)
 
 
 @app.command()
@@ -150,10 +150,13 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
 ) -> None:
     """Show the end of a service's log."""
-    cloud = _devcloud(directory, Console(stderr=True))
+    cloud = _devcloud(directory, Console(stderr=True, soft_wrap=True))
     path = cloud.layout.log_file(service)
     if not path.exists():
-        fail(Console(stderr=True), StackyardError(f"no log for {service!r} in {cloud.layout.logs}"))
+        fail(
+            Console(stderr=True, soft_wrap=True),
+            StackyardError(f"no log for {service!r} in {cloud.layout.logs}"),
+        )
     sys.stdout.write(log_tail(path, lines) + "\n")
     if follow:
         with path.open() as handle:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from keystoneauth1 import exceptions as ksa_exc
+from openstack import exceptions as sdk_exc
 
 from stackyard.cloud.clock import Clock
 from stackyard.cloud.errormap import (
@@ -156,6 +157,10 @@ def classify_failure(exc: BaseException, *, now: datetime) -> Verdict:
                 retry_after=_retry_after_of(root, now),
             )
         return Verdict(Action.FAIL, is_ambiguous=status >= 500)
+    if isinstance(root, sdk_exc.NotSupported) and "supported versions" in str(root):
+        # NOTE: openstacksdk turns a failed version discovery (a 503 or reset on the service's
+        # root URL) into NotSupported; discovery is a GET, so trying again is safe.
+        return Verdict(Action.RETRY)
     transport = transport_failure_of(root)
     if transport is None:
         return Verdict(Action.FAIL)

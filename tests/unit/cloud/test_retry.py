@@ -946,3 +946,12 @@ def test_failed_reauthentication_is_translated(harness: Harness) -> None:
         retrier.call(get(transport), service="compute")
     assert info.value.service == "identity" and "Invalid application credential" in str(info.value)
     assert len(transport.sent) == 1
+
+
+def test_failed_version_discovery_is_retried() -> None:
+    exc = sdk_exc.NotSupported(
+        "The image service for x:RegionOne exists but does not have any supported versions."
+    )
+    assert classify_failure(exc, now=datetime(2026, 1, 1, tzinfo=UTC)).action is Action.RETRY
+    other = sdk_exc.NotSupported("The feature is not supported")
+    assert classify_failure(other, now=datetime(2026, 1, 1, tzinfo=UTC)).action is Action.FAIL

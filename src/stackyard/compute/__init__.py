@@ -1,0 +1,1 @@
+"""Compute domain: instance operations with name resolution and input validation over the gateway."""
