@@ -1,18 +1,44 @@
-"""Build gateways and services for a CLI command from --cloud/--region (entry-point wiring only)."""
+"""Build gateways and services for a CLI command from settings and --cloud/--region (entry-point wiring)."""
 
 from __future__ import annotations
 
 from stackyard.cli.common import CommandContext
+from stackyard.cloud.clock import SystemClock
 from stackyard.cloud.compute import ComputeGateway
-from stackyard.cloud.connect import CloudTarget, connect
+from stackyard.cloud.connect import CloudSettings, CloudSources, CloudTarget, connect
+from stackyard.cloud.ratelimit import RateLimiter
+from stackyard.cloud.retry import RetryPolicy
 from stackyard.cloud.session import open_session
 from stackyard.compute.service import InstanceService
+from stackyard.config import Settings, load_settings
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    retry = settings.retry
+    return RetryPolicy(
+        attempts=retry.attempts,
+        initial=retry.initial,
+        multiplier=retry.multiplier,
+        cap=retry.cap,
+        deadline=retry.deadline,
+    )
 
 
 def compute_gateway(ctx: CommandContext) -> ComputeGateway:
-    target = CloudTarget(cloud=ctx.cloud, region=ctx.region)
-    session = open_session(connect(target), name=ctx.cloud or "default")
-    return ComputeGateway(session)
+    settings = load_settings()
+    provider = (
+        CloudSettings.from_mapping(settings.openstack_provider, source=str(settings.config_file))
+        if settings.openstack_provider is not None
+        else None
+    )
+    sources = CloudSources(provider=provider, request_timeout=settings.request_timeout)
+    clock = SystemClock()
+    limiter = RateLimiter(settings.rate_limits, clock=clock) if settings.rate_limits else None
+    conn = connect(CloudTarget(cloud=ctx.cloud, region=ctx.region), sources=sources)
+    session = open_session(
+        conn, name=ctx.cloud or "default", policy=retry_policy(settings), clock=clock, limiter=limiter
+    )
+    return ComputeGateway(session, clock)
 
 
 def instance_service(ctx: CommandContext) -> InstanceService:
