@@ -15,7 +15,7 @@ from stackyard.cloud.ratelimit import RateLimiter
 from stackyard.cloud.retry import Retrier, RetryEvent, RetryPolicy
 
 T = TypeVar("T")
-PAGE_SIZE = 1000
+PAGE_SIZE = 200
 
 
 class CloudSession:
