@@ -143,3 +143,71 @@ def test_reset_then_up_restores_the_snapshot(small: Devcloud) -> None:
     quota_roundtrip(small)
     small.down()
     assert processes_in(small.layout.root) == []
+
+
+EXTERNAL_PORTS = Ports(
+    keystone=25000,
+    placement=28778,
+    nova=28774,
+    neutron=29696,
+    glance=29292,
+    cinder=28776,
+    swift_proxy=28080,
+    swift_object=26200,
+    swift_container=26201,
+    swift_account=26202,
+    mariadb=33306,
+    rabbitmq=35674,
+    rabbitmq_dist=35675,
+    memcached=11313,
+)
+
+
+def test_given_database_and_broker_are_used_instead_of_private_ones(
+    devcloud: Devcloud, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """--db-url/--broker-url: the main devcloud's MariaDB and RabbitMQ stand in for servers a user runs."""
+    from stackyard.devcloud import backing, database
+    from stackyard.devcloud.state import DevcloudState, load_secrets
+
+    main_secrets = load_secrets(devcloud.layout)
+    assert main_secrets is not None
+    main_state = DevcloudState.load(devcloud.layout)
+    root = tmp_path_factory.mktemp("external-devcloud")
+    (root / "venv").symlink_to(devcloud.layout.venv.resolve())
+    cloud = Devcloud(
+        Layout(root), ports=EXTERNAL_PORTS, report=lambda msg: print(f"external devcloud: {msg}")
+    )
+    db_url = main_state.db_base_url
+    broker_url = backing.add_private_vhost(devcloud._context(main_state, main_secrets), "external-test")
+    try:
+        result = cloud.up(UpOptions(parse_components("volume"), db_url=db_url, broker_url=broker_url))
+        assert "mariadb" not in result.started and "rabbitmq" not in result.started
+        assert {"keystone", "cinder-api", "cinder-scheduler", "cinder-volume"} <= set(result.started)
+        creds = credentials(cloud, "admin")
+        conn = openstack.connect(
+            auth_url=creds.auth_url,
+            username=creds.username,
+            password=creds.password,
+            project_name=creds.project_name,
+            user_domain_name="Default",
+            project_domain_name="Default",
+            load_yaml_config=False,
+            load_envvars=False,
+        )
+        volume = conn.block_storage.create_volume(size=1, name="external-backing")
+        volume = conn.block_storage.wait_for_status(volume, status="available", failures=["error"], wait=60)
+        conn.block_storage.delete_volume(volume)
+        conn.close()
+        state = DevcloudState.load(cloud.layout)
+        secrets = load_secrets(cloud.layout)
+        assert secrets is not None
+        ctx = cloud._context(state, secrets)
+        server = database.DbServer.from_url(db_url)
+        assert database.existing_databases(ctx, server, ["keystone", "cinder"]) == {"keystone", "cinder"}
+        assert ctx.db_prefix == "stackyard_devcloud_"
+        cloud.reset(keep_snapshot=True)
+        assert database.existing_databases(ctx, server, ["keystone", "cinder"]) == set()
+    finally:
+        cloud.down()
+    assert processes_in(root) == []

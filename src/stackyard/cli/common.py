@@ -39,7 +39,9 @@ class CommandContext:
 def context(cloud: str | None, region: str | None, fmt: OutputFormat, debug: bool) -> CommandContext:
     if debug:
         logging.basicConfig(level=logging.DEBUG)
-    return CommandContext(cloud, region, fmt, debug, Console(), Console(stderr=True, soft_wrap=True))
+    # Piped tables keep every column whole instead of squeezing into 80 columns.
+    out = Console() if sys.stdout.isatty() else Console(width=4096)
+    return CommandContext(cloud, region, fmt, debug, out, Console(stderr=True, soft_wrap=True))
 
 
 @contextlib.contextmanager

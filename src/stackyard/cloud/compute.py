@@ -331,27 +331,39 @@ class ComputeGateway:
         return True
 
     def start_instance(self, instance_id: str) -> None:
-        self._power("start", instance_id, ServerStatus.ACTIVE, self._conn.compute.start_server)
+        self._power("start", instance_id, ServerStatus.ACTIVE, "powering-on", self._conn.compute.start_server)
 
     def stop_instance(self, instance_id: str) -> None:
-        self._power("stop", instance_id, ServerStatus.SHUTOFF, self._conn.compute.stop_server)
+        self._power("stop", instance_id, ServerStatus.SHUTOFF, "powering-off", self._conn.compute.stop_server)
+
+    def reboot_instance(self, instance_id: str, *, hard: bool = False) -> None:
+        kind = "HARD" if hard else "SOFT"
+        self._power(
+            "reboot",
+            instance_id,
+            None,
+            "reboot",
+            lambda server_id: self._conn.compute.reboot_server(server_id, kind),
+        )
 
     def _power(
-        self, verb: str, instance_id: str, already: ServerStatus, action: Callable[[str], object]
+        self,
+        verb: str,
+        instance_id: str,
+        already: ServerStatus | None,
+        in_flight: str,
+        action: Callable[[str], object],
     ) -> None:
         try:
             self._session.call("compute", f"{verb} server", lambda: action(instance_id))
         except Conflict:
-            # NOTE: Nova answers 409 when the server is already in the requested power state;
-            # treat that as success so start/stop are idempotent.
-            if self.get_instance(instance_id).status is not already:
-                raise
-
-    def reboot_instance(self, instance_id: str, *, hard: bool = False) -> None:
-        kind = "HARD" if hard else "SOFT"
-        self._session.call(
-            "compute", "reboot server", lambda: self._conn.compute.reboot_server(instance_id, kind)
-        )
+            # NOTE: Nova answers 409 when the server is already in the requested power state, or
+            # while the same action is under way (task_state powering-on/off, rebooting) — which is
+            # what a retry sees when the first request was applied but its answer was lost.
+            current = self.get_instance(instance_id)
+            if current.status is already or (current.task_state or "").startswith(in_flight):
+                return
+            raise
 
     def set_metadata(self, instance_id: str, metadata: Mapping[str, str]) -> dict[str, str]:
         server = self._session.call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -152,6 +153,30 @@ def write_rabbitmq_config(ctx: CloudContext) -> None:
     )
     conf.chmod(0o600)
     (etc / "enabled_plugins").write_text("[].\n")
+
+
+RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
+
+
+def add_private_vhost(ctx: CloudContext, vhost: str) -> str:
+    """Create a vhost on the private RabbitMQ for another devcloud sharing it; returns its URL.
+
+    Devclouds sharing one vhost would consume each other's RPC queues (queue names are
+    per vhost, e.g. `cinder-scheduler`), so each gets its own.
+    """
+    spec = rabbitmq_spec(ctx)
+    env = {**os.environ, **spec.env}
+    node = spec.env["RABBITMQ_NODENAME"]
+    for argv in (
+        [str(RABBITMQCTL), "-n", node, "add_vhost", vhost],
+        [str(RABBITMQCTL), "-n", node, "set_permissions", "-p", vhost, RABBIT_USER, ".*", ".*", ".*"],
+    ):
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0 and "already_exists" not in result.stdout + result.stderr:
+            raise DevcloudError(
+                f"rabbitmqctl {argv[3]} failed: {(result.stdout + result.stderr).strip()[-500:]}"
+            )
+    return f"{private_transport_url(ctx)}{vhost}"
 
 
 def memcached_spec(ctx: CloudContext) -> ServiceSpec:

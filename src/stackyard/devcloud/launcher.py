@@ -442,11 +442,13 @@ class Devcloud:
         options: UpOptions,
         started: list[str],
     ) -> None:
-        """All APIs boot at once (they need Keystone only for requests); the identity bootstrap runs
-        as soon as Keystone answers; workers follow the APIs (nova-compute reports to Placement)."""
-        apis = [specs[n] for n in plan if n not in BACKING and specs[n].port is not None]
-        workers = [specs[n] for n in plan if n not in BACKING and specs[n].port is None]
-        pending = self._spawn_all(apis, started)
+        """Everything boots at once (the APIs need Keystone only for requests); the identity
+        bootstrap runs as soon as Keystone answers; nova-compute follows the APIs."""
+        # nova-compute registers its resource provider with Placement as it starts, so it alone
+        # waits for the APIs; every other worker needs only the database and the broker.
+        late = [specs[n] for n in plan if n == "nova-compute"]
+        first = [specs[n] for n in plan if n not in BACKING and specs[n] not in late]
+        pending = self._spawn_all(first, started)
         keystone = next(p for p in pending if p[0].name == "keystone")
         self._await(keystone)
         self._bootstrap(ctx, state, "identity", options)
@@ -454,7 +456,7 @@ class Devcloud:
             if entry is not keystone:
                 self._await(entry)
         since = self._db_now(ctx) if Component.COMPUTE in options.components else ""
-        for entry in self._spawn_all(workers, started):
+        for entry in self._spawn_all(late, started):
             self._await(entry)
         if Component.COMPUTE in options.components:
             self._wait_compute_ready(ctx, since)

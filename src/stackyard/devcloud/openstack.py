@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from stackyard.devcloud.context import CloudContext
 from stackyard.devcloud.ini import Sections, render_ini
-from stackyard.devcloud.spec import AliveCheck, HttpCheck, ServiceSpec, uwsgi_argv
+from stackyard.devcloud.spec import AliveCheck, HttpCheck, LogCheck, ServiceSpec, uwsgi_argv
 
 COMPUTE_HOST = "stackyard-devcloud"
 SERVICE_USERS = ("nova", "neutron", "glance", "cinder", "placement", "swift")
@@ -334,15 +334,17 @@ def openstack_services(ctx: CloudContext) -> dict[str, ServiceSpec]:
             # NOTE: nova-compute ignores SIGTERM for more than 15 s; do not wait that long.
             stop_timeout=5.0,
         ),
+        # NOTE: cinder's Service.start() runs init_host_with_rpc() right after its RPC server
+        # starts consuming; these are the first lines logged from there (cinder/service.py).
         ServiceSpec(
             "cinder-scheduler",
             (str(bin_("cinder-scheduler")), "--config-file", _conf(ctx, "cinder", "cinder.conf")),
-            AliveCheck(settle=3.0),
+            LogCheck("Automatically selected cinder-volume RPC version"),
         ),
         ServiceSpec(
             "cinder-volume",
             (str(bin_("cinder-volume")), "--config-file", _conf(ctx, "cinder", "cinder.conf")),
-            AliveCheck(settle=3.0),
+            LogCheck("Driver post RPC initialization completed successfully"),
         ),
     ]
     return {spec.name: spec for spec in specs}

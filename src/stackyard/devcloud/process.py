@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackyard.devcloud.context import Layout
-from stackyard.devcloud.spec import AliveCheck, HealthCheck, HttpCheck, ServiceSpec, TcpCheck
+from stackyard.devcloud.spec import AliveCheck, HealthCheck, HttpCheck, LogCheck, ServiceSpec, TcpCheck
 from stackyard.errors import PortInUseError, ServiceStartError
 
 
@@ -88,8 +88,35 @@ def is_port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def probe(check: HealthCheck, host: str, started_at: float | None = None) -> bool:
+def _log_offset_file(layout: Layout, name: str) -> Path:
+    return layout.run / f"{name}.logpos"
+
+
+def has_logged(layout: Layout, name: str, pattern: str) -> bool:
+    """Whether the log written since the last spawn of `name` contains `pattern`."""
+    try:
+        offset = int(_log_offset_file(layout, name).read_text())
+    except (FileNotFoundError, ValueError):
+        offset = 0
+    try:
+        with layout.log_file(name).open("rb") as handle:
+            handle.seek(offset)
+            return pattern.encode() in handle.read()
+    except FileNotFoundError:
+        return False
+
+
+def probe(
+    check: HealthCheck,
+    host: str,
+    started_at: float | None = None,
+    *,
+    layout: Layout | None = None,
+    name: str = "",
+) -> bool:
     """One health probe; never raises for an unhealthy service."""
+    if isinstance(check, LogCheck):
+        return layout is not None and has_logged(layout, name, check.pattern)
     if isinstance(check, TcpCheck):
         return is_port_open(host, check.port)
     if isinstance(check, HttpCheck):
@@ -128,7 +155,9 @@ def spawn(layout: Layout, spec: ServiceSpec, host: str) -> int:
     env.pop("VIRTUAL_ENV", None)
     env.pop("PYTHONPATH", None)
     env["PATH"] = f"{layout.venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
-    with layout.log_file(spec.name).open("ab") as log:
+    log_path = layout.log_file(spec.name)
+    _log_offset_file(layout, spec.name).write_text(str(log_path.stat().st_size if log_path.exists() else 0))
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             list(spec.argv),
             stdin=subprocess.DEVNULL,
@@ -157,7 +186,7 @@ def wait_healthy(
         if not is_alive(pid):
             _reap(pid)
             raise ServiceStartError(spec.name, "process exited", log_tail(layout.log_file(spec.name)))
-        if probe(spec.health, host, started_at):
+        if probe(spec.health, host, started_at, layout=layout, name=spec.name):
             return
         if time.monotonic() > deadline:
             raise ServiceStartError(
@@ -209,7 +238,7 @@ def stop(layout: Layout, name: str, timeout: float) -> bool:
 def info(layout: Layout, spec: ServiceSpec, host: str) -> ProcessInfo:
     pid = read_pid(layout, spec.name)
     running = pid is not None and is_alive(pid)
-    healthy = running and probe(spec.health, host)
+    healthy = running and probe(spec.health, host, layout=layout, name=spec.name)
     return ProcessInfo(
         name=spec.name,
         pid=pid if running else None,

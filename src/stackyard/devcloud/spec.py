@@ -29,7 +29,15 @@ class AliveCheck:
     settle: float = 3.0
 
 
-HealthCheck = HttpCheck | TcpCheck | AliveCheck
+@dataclass(frozen=True)
+class LogCheck:
+    """Healthy once the process has logged `pattern` since it was started (RPC workers: the line
+    they write after their RPC server is consuming, so `up` never returns before a cast would land)."""
+
+    pattern: str
+
+
+HealthCheck = HttpCheck | TcpCheck | AliveCheck | LogCheck
 
 
 @dataclass(frozen=True)

@@ -71,3 +71,18 @@ def test_port_in_use_is_reported_before_starting(tmp_path: Path) -> None:
             spawn(lay, spec, "127.0.0.1")
     assert str(port) in str(caught.value)
     assert read_pid(lay, "web") is None
+
+
+def test_log_check_only_counts_lines_written_since_this_start(tmp_path: Path) -> None:
+    from stackyard.devcloud.spec import LogCheck
+
+    lay = layout(tmp_path)
+    lay.logs.mkdir(parents=True)
+    lay.log_file("worker").write_text("old run: consuming\n")
+    code = "import time; time.sleep(0.5); print('consuming', flush=True); time.sleep(60)"
+    spec = ServiceSpec("worker", (sys.executable, "-c", code), LogCheck("consuming"), start_timeout=10)
+    pid = spawn(lay, spec, "127.0.0.1")
+    began = time.monotonic()
+    wait_healthy(lay, spec, "127.0.0.1", pid, began)
+    assert time.monotonic() - began >= 0.4, "the previous run's line must not count"
+    assert stop(lay, "worker", timeout=5)
