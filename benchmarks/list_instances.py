@@ -115,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100,500")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="Keep the servers for another run.")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     cloud = Devcloud(Layout(default_root()))
@@ -176,6 +177,10 @@ def main() -> None:
         for tool in ("stackyard", "openstack"):
             grow = (results[(tool, high)][1] - results[(tool, low)][1]) / 1024
             print(f"{tool}: peak RSS grows {grow:+.1f} MiB from {low} to {high} servers")
+    if not args.keep:
+        for server in list(conn.compute.servers()):
+            conn.compute.delete_server(server, ignore_missing=True)
+        print("bench servers deleted (asynchronously by Nova)")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from stackyard.cloud.status import ServerStatus
 from stackyard.compute.service import InstanceCreate, InstanceService
 from stackyard.devcloud.access import Credentials
 from stackyard.devcloud.launcher import Devcloud
+from support.clouds import sdk_connection as direct
 from support.faultproxy import FaultPlan, FaultProxy, RetryAfter, devcloud_upstreams
 
 pytestmark = pytest.mark.devcloud
@@ -26,19 +27,6 @@ pytestmark = pytest.mark.devcloud
 SERVERS = 20
 CLIENT_TIMEOUT = 4.0
 POLICY = RetryPolicy(attempts=10, initial=0.2, multiplier=2.0, cap=2.0, deadline=180.0, network_poll=0.5)
-
-
-def direct(creds: Credentials) -> openstack.connection.Connection:
-    return openstack.connect(
-        auth_url=creds.auth_url,
-        username=creds.username,
-        password=creds.password,
-        project_name=creds.project_name,
-        user_domain_name=creds.user_domain_name,
-        project_domain_name=creds.project_domain_name,
-        load_yaml_config=False,
-        load_envvars=False,
-    )
 
 
 @pytest.fixture
@@ -91,19 +79,22 @@ def test_twenty_servers_survive_a_flaky_cloud(devcloud: Devcloud, chaos_credenti
     checker = direct(demo_credentials)
     with FaultProxy(devcloud_upstreams(devcloud.ports), plan) as proxy:
 
-        def lifecycle(index: int) -> str:
-            entry = proxy.clouds_entry(demo_credentials)
+        def proxied_service() -> InstanceService:
+            """One connection per worker thread, through the proxy, with only stackyard's retries."""
             conn = openstack.connect(
-                **entry,
+                **proxy.clouds_entry(demo_credentials),
                 load_yaml_config=False,
                 load_envvars=False,
                 connect_retries=0,
                 status_code_retries=0,
                 api_timeout=CLIENT_TIMEOUT,
             )
-            service = InstanceService(
+            return InstanceService(
                 ComputeGateway(open_session(conn, name="chaos", policy=POLICY, on_event=count))
             )
+
+        def lifecycle(index: int) -> str:
+            service = proxied_service()
             created = service.create_instance(
                 InstanceCreate(
                     name=f"{prefix}-{index:02d}", flavor="m1.tiny", image="devcloud-raw", networks=["private"]
@@ -125,19 +116,7 @@ def test_twenty_servers_survive_a_flaky_cloud(devcloud: Devcloud, chaos_credenti
         assert len(set(ids)) == SERVERS
 
         def remove(server_id: str) -> bool:
-            entry = proxy.clouds_entry(demo_credentials)
-            conn = openstack.connect(
-                **entry,
-                load_yaml_config=False,
-                load_envvars=False,
-                connect_retries=0,
-                status_code_retries=0,
-                api_timeout=CLIENT_TIMEOUT,
-            )
-            service = InstanceService(
-                ComputeGateway(open_session(conn, name="chaos", policy=POLICY, on_event=count))
-            )
-            return service.delete_instance(server_id, wait=True, timeout=120)
+            return proxied_service().delete_instance(server_id, wait=True, timeout=120)
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             deleted = list(pool.map(remove, ids))

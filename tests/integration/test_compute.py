@@ -19,22 +19,9 @@ from stackyard.compute.service import InstanceCreate, InstanceService
 from stackyard.compute.userdata import user_data_from_file
 from stackyard.devcloud.access import Credentials
 from stackyard.errors import NotFound, ResourceFailed, ValidationError
+from support.clouds import sdk_connection as raw_connection
 
 pytestmark = pytest.mark.devcloud
-
-
-def raw_connection(creds: Credentials) -> openstack.connection.Connection:
-    return openstack.connect(
-        auth_url=creds.auth_url,
-        username=creds.username,
-        password=creds.password,
-        project_name=creds.project_name,
-        user_domain_name=creds.user_domain_name,
-        project_domain_name=creds.project_domain_name,
-        region_name=creds.region_name,
-        load_yaml_config=False,
-        load_envvars=False,
-    )
 
 
 @pytest.fixture(scope="module")

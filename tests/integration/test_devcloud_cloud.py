@@ -14,24 +14,11 @@ import pytest
 import requests
 
 from stackyard.devcloud.access import Credentials
+from support.clouds import sdk_connection as connect
 
 pytestmark = pytest.mark.devcloud
 
 SERVICE_TYPES = {"identity", "compute", "placement", "network", "image", "block-storage", "object-store"}
-
-
-def connect(creds: Credentials, project: str | None = None) -> openstack.connection.Connection:
-    return openstack.connect(
-        auth_url=creds.auth_url,
-        username=creds.username,
-        password=creds.password,
-        project_name=project or creds.project_name,
-        user_domain_name=creds.user_domain_name,
-        project_domain_name=creds.project_domain_name,
-        region_name=creds.region_name,
-        load_yaml_config=False,
-        load_envvars=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import openstack
 import pytest
 
 from stackyard.devcloud.access import credentials
@@ -18,6 +17,7 @@ from stackyard.devcloud.context import Layout, Ports
 from stackyard.devcloud.launcher import Devcloud, UpOptions
 from stackyard.devcloud.process import is_port_open
 from stackyard.errors import PortInUseError
+from support.clouds import sdk_connection
 
 pytestmark = pytest.mark.devcloud
 
@@ -69,16 +69,7 @@ def small(devcloud: Devcloud, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def quota_roundtrip(cloud: Devcloud) -> None:
     creds = credentials(cloud, "admin")
-    conn = openstack.connect(
-        auth_url=creds.auth_url,
-        username=creds.username,
-        password=creds.password,
-        project_name=creds.project_name,
-        user_domain_name="Default",
-        project_domain_name="Default",
-        load_yaml_config=False,
-        load_envvars=False,
-    )
+    conn = sdk_connection(creds)
     try:
         demo = conn.identity.find_project("demo", ignore_missing=False)
         conn.set_compute_quotas(demo.id, instances=11)
@@ -185,16 +176,7 @@ def test_given_database_and_broker_are_used_instead_of_private_ones(
         assert "mariadb" not in result.started and "rabbitmq" not in result.started
         assert {"keystone", "cinder-api", "cinder-scheduler", "cinder-volume"} <= set(result.started)
         creds = credentials(cloud, "admin")
-        conn = openstack.connect(
-            auth_url=creds.auth_url,
-            username=creds.username,
-            password=creds.password,
-            project_name=creds.project_name,
-            user_domain_name="Default",
-            project_domain_name="Default",
-            load_yaml_config=False,
-            load_envvars=False,
-        )
+        conn = sdk_connection(creds)
         volume = conn.block_storage.create_volume(size=1, name="external-backing")
         volume = conn.block_storage.wait_for_status(volume, status="available", failures=["error"], wait=60)
         conn.block_storage.delete_volume(volume)

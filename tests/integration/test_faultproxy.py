@@ -21,6 +21,7 @@ from keystoneauth1.identity.base import BaseIdentityPlugin
 
 from stackyard.devcloud.access import Credentials
 from stackyard.devcloud.launcher import Devcloud
+from support.clouds import sdk_connection as connect_direct
 from support.faultproxy import FaultKind, FaultPlan, FaultProxy, RetryAfter, devcloud_upstreams
 
 pytestmark = pytest.mark.devcloud
@@ -30,20 +31,6 @@ NO_RETRIES = {"connect_retries": 0, "status_code_retries": 0, "raise_exc": False
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def connect_direct(creds: Credentials) -> openstack.connection.Connection:
-    return openstack.connect(
-        auth_url=creds.auth_url,
-        username=creds.username,
-        password=creds.password,
-        project_name=creds.project_name,
-        user_domain_name=creds.user_domain_name,
-        project_domain_name=creds.project_domain_name,
-        region_name=creds.region_name,
-        load_yaml_config=False,
-        load_envvars=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -442,16 +442,21 @@ class Devcloud:
         options: UpOptions,
         started: list[str],
     ) -> None:
-        """Everything boots at once (the APIs need Keystone only for requests); the identity
-        bootstrap runs as soon as Keystone answers; nova-compute follows the APIs."""
+        """APIs and cinder workers boot at once (they need Keystone only for requests); the identity
+        bootstrap runs as soon as Keystone answers, then nova's workers; nova-compute follows the APIs."""
         # nova-compute registers its resource provider with Placement as it starts, so it alone
         # waits for the APIs; every other worker needs only the database and the broker.
+        # NOTE: nova-conductor and nova-scheduler authenticate as they start and exit on a 401,
+        # so they wait for the identity bootstrap that creates their service user.
         late = [specs[n] for n in plan if n == "nova-compute"]
-        first = [specs[n] for n in plan if n not in BACKING and specs[n] not in late]
+        after_identity = [specs[n] for n in plan if n in ("nova-conductor", "nova-scheduler")]
+        first = [specs[n] for n in plan if n not in BACKING and specs[n] not in late + after_identity]
         pending = self._spawn_all(first, started)
-        keystone = next(p for p in pending if p[0].name == "keystone")
-        self._await(keystone)
+        keystone = next((p for p in pending if p[0].name == "keystone"), None)
+        if keystone is not None:  # None when Keystone was already running
+            self._await(keystone)
         self._bootstrap(ctx, state, "identity", options)
+        pending += self._spawn_all(after_identity, started)
         for entry in pending:
             if entry is not keystone:
                 self._await(entry)
