@@ -5,10 +5,11 @@ from __future__ import annotations
 from stackyard.cli.common import CommandContext
 from stackyard.cloud.clock import SystemClock
 from stackyard.cloud.compute import ComputeGateway
-from stackyard.cloud.connect import CloudSettings, CloudSources, CloudTarget, connect
+from stackyard.cloud.connect import CloudSources, CloudTarget, connect
 from stackyard.cloud.ratelimit import RateLimiter
 from stackyard.cloud.retry import RetryPolicy
 from stackyard.cloud.session import open_session
+from stackyard.cloud.settings import CloudSettings
 from stackyard.compute.service import InstanceService
 from stackyard.config import Settings, load_settings
 

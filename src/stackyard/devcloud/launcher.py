@@ -12,12 +12,11 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stackyard.devcloud import backing, database, install, openstack, swift
+from stackyard.devcloud import backing, database, install, openstack, schema, swift
 from stackyard.devcloud.components import (
     PROCESSES,
     Component,
@@ -262,151 +261,10 @@ class Devcloud:
         database.create_databases(ctx, server, wanted)
         if missing:
             self.report("creating schemas: " + ", ".join(missing))
-            self._sync(ctx, missing)
+            schema.sync_schemas(self.layout, ctx, missing)
             state.synced_databases = sorted({*state.synced_databases, *missing})
         state.save(self.layout)
         return restored, bool(missing)
-
-    def _manage(self, ctx: CloudContext, argv: list[str], env: dict[str, str] | None = None) -> str:
-        full_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-        full_env["PATH"] = f"{self.layout.venv / 'bin'}:{full_env.get('PATH', '/usr/bin:/bin')}"
-        full_env.update(env or {})
-        result = subprocess.run(
-            [str(self.layout.bin(argv[0])), *argv[1:]],
-            capture_output=True,
-            text=True,
-            env=full_env,
-            cwd=self.layout.root,
-            check=False,
-        )
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
-            raise DevcloudError(f"{argv[0]} {' '.join(argv[1:3])} failed (exit {result.returncode}):\n{tail}")
-        return result.stdout
-
-    def _sync(self, ctx: CloudContext, missing: list[str]) -> None:
-        etc = self.layout.etc_dir
-        keystone_conf = str(etc("keystone") / "keystone.conf")
-        nova_conf = str(etc("nova") / "nova.conf")
-        jobs: dict[str, Callable[[], None]] = {
-            "keystone": lambda: self._sync_keystone(ctx, keystone_conf),
-            "placement": lambda: (
-                self._manage(
-                    ctx,
-                    [
-                        "placement-manage",
-                        "--config-file",
-                        str(etc("placement") / "placement.conf"),
-                        "db",
-                        "sync",
-                    ],
-                ),
-                None,
-            )[1],
-            "nova_api": lambda: self._sync_nova(ctx, nova_conf),
-            "neutron": lambda: (
-                self._manage(
-                    ctx,
-                    [
-                        "neutron-db-manage",
-                        "--config-file",
-                        str(etc("neutron") / "neutron.conf"),
-                        "--config-file",
-                        str(etc("neutron") / "ml2_conf.ini"),
-                        "upgrade",
-                        "heads",
-                    ],
-                ),
-                None,
-            )[1],
-            "glance": lambda: (
-                self._manage(
-                    ctx, ["glance-manage", "--config-file", str(etc("glance") / "glance-api.conf"), "db_sync"]
-                ),
-                None,
-            )[1],
-            "cinder": lambda: (
-                self._manage(
-                    ctx, ["cinder-manage", "--config-file", str(etc("cinder") / "cinder.conf"), "db", "sync"]
-                ),
-                None,
-            )[1],
-        }
-        selected = [job for name, job in jobs.items() if name in missing]
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            for future in [pool.submit(job) for job in selected]:
-                future.result()
-
-    def _sync_keystone(self, ctx: CloudContext, conf: str) -> None:
-        self._manage(ctx, ["keystone-manage", "--config-file", conf, "db_sync"])
-        for setup in ("fernet_setup", "credential_setup"):
-            self._manage(
-                ctx,
-                [
-                    "keystone-manage",
-                    "--config-file",
-                    conf,
-                    setup,
-                    "--keystone-user",
-                    "root",
-                    "--keystone-group",
-                    "root",
-                ],
-            )
-        url = ctx.keystone_url
-        # NOTE: keystone-manage reads OS_BOOTSTRAP_PASSWORD, keeping the password out of argv.
-        self._manage(
-            ctx,
-            [
-                "keystone-manage",
-                "--config-file",
-                conf,
-                "bootstrap",
-                "--bootstrap-admin-url",
-                url,
-                "--bootstrap-internal-url",
-                url,
-                "--bootstrap-public-url",
-                url,
-                "--bootstrap-region-id",
-                ctx.region,
-            ],
-            env={"OS_BOOTSTRAP_PASSWORD": ctx.secrets.admin_password},
-        )
-
-    def _sync_nova(self, ctx: CloudContext, conf: str) -> None:
-        self._manage(ctx, ["nova-manage", "--config-file", conf, "api_db", "sync"])
-        self._manage(
-            ctx,
-            [
-                "nova-manage",
-                "--config-file",
-                conf,
-                "cell_v2",
-                "map_cell0",
-                "--database_connection",
-                ctx.db_url("nova_cell0"),
-            ],
-        )
-        cells = self._manage(ctx, ["nova-manage", "--config-file", conf, "cell_v2", "list_cells"])
-        if " cell1 " not in cells:
-            self._manage(
-                ctx,
-                [
-                    "nova-manage",
-                    "--config-file",
-                    conf,
-                    "cell_v2",
-                    "create_cell",
-                    "--name",
-                    "cell1",
-                    "--transport-url",
-                    openstack.CELL_TRANSPORT_TEMPLATE,
-                    "--database_connection",
-                    ctx.db_url("nova"),
-                ],
-            )
-        self._manage(ctx, ["nova-manage", "--config-file", conf, "db", "sync"])
 
     def _save_snapshot(self, ctx: CloudContext, state: DevcloudState) -> None:
         snap = self.layout.snapshot
@@ -544,12 +402,14 @@ class Devcloud:
             )
             reported = database.query(
                 server,
-                f"SELECT COUNT(*) FROM `{cell_db}`.services WHERE host='{host}' AND `binary`='nova-compute' "  # noqa: S608
-                f"AND deleted=0 AND updated_at >= '{since}';",
+                f"SELECT COUNT(*) FROM `{cell_db}`.services "  # noqa: S608 (our constants)
+                f"WHERE host='{host}' AND `binary`='nova-compute' AND deleted=0 AND updated_at >= '{since}';",
             )
             if int(reported or 0) and not int(mapped or 0):
                 conf = str(self.layout.etc_dir("nova") / "nova.conf")
-                self._manage(ctx, ["nova-manage", "--config-file", conf, "cell_v2", "discover_hosts"])
+                schema.manage(
+                    self.layout, ["nova-manage", "--config-file", conf, "cell_v2", "discover_hosts"]
+                )
                 continue
             if int(reported or 0) and int(mapped or 0):
                 self.report("nova-compute reported and is mapped to cell1")
