@@ -35,6 +35,8 @@ OPENSTACK_PACKAGES = (
 # Debian packages by the executable that proves them installed.
 DEBIAN_PACKAGES = {
     "mariadbd": "mariadb-server",
+    "mariadb": "mariadb-client",
+    "mariadb-dump": "mariadb-client",
     "rabbitmq-server": "rabbitmq-server",
     "memcached": "memcached",
 }
@@ -130,7 +132,7 @@ def missing_debian_packages(executables: Iterable[str]) -> list[str]:
 
 def ensure_debian_packages(executables: Iterable[str], report: Report) -> None:
     """apt-get install what is missing (the devcloud is meant for disposable root machines)."""
-    packages = missing_debian_packages(executables)
+    packages = sorted(set(missing_debian_packages(executables)))
     if not packages:
         return
     if os.geteuid() != 0:

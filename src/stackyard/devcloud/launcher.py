@@ -131,7 +131,7 @@ class Devcloud:
     def _up(self, options: UpOptions) -> UpResult:
         began = time.monotonic()
         install.ensure_venv(self.layout, self.report)
-        executables = ["memcached", "mariadb-dump"]
+        executables = ["memcached", "mariadb", "mariadb-dump"]
         if options.db_url is None:
             executables.append("mariadbd")
         if needs_broker(options.components) and options.broker_url is None:

@@ -41,3 +41,10 @@ def test_unknown_service_names_the_field_and_the_choices() -> None:
     assert caught.value.field == "services"
     assert "'dns'" in caught.value.message
     assert "compute-api" in caught.value.message
+
+
+def test_every_executable_the_launcher_checks_maps_to_a_debian_package() -> None:
+    from stackyard.devcloud.install import DEBIAN_PACKAGES
+
+    for executable in ("memcached", "mariadb", "mariadb-dump", "mariadbd", "rabbitmq-server"):
+        assert DEBIAN_PACKAGES[executable]
