@@ -100,6 +100,7 @@ def test_show_status_and_metadata(cli_env: dict[str, str], server: str) -> None:
         sy(cli_env, "instances", "show", server, "--cloud", "devcloud-demo", "-f", "json").stdout
     )
     assert shown["metadata"]["team"] == "ops" and shown["tags"] == ["cli"]
+    assert shown["image_name"] == "devcloud-raw" and shown["flavor"] == "m1.tiny" and shown["vcpus"] == 1
     assert sy(cli_env, "instances", "status", server, "--cloud", "devcloud-demo").stdout.split() == [
         "ACTIVE",
         "RUNNING",

@@ -115,7 +115,11 @@ def show(
     """Everything about one server, addresses split into internal and external."""
     ctx = context(cloud, region, fmt, debug)
     with boundary(ctx):
-        emit_one(instance_row(instance_service(ctx).get_instance(instance)), ctx.fmt, sys.stdout, ctx.out)
+        service = instance_service(ctx)
+        found = service.get_instance(instance)
+        row = dict(instance_row(found))
+        row["image_name"] = service.image_name_of(found)
+        emit_one(row, ctx.fmt, sys.stdout, ctx.out)
 
 
 @app.command()

@@ -56,6 +56,15 @@ class InstanceService:
             )
         raise NotFound(f"compute: no instance named or with id {name_or_id!r}", service="compute")
 
+    def image_name_of(self, instance: Instance) -> str | None:
+        """The name of the image the instance booted from (None: from a volume, or image deleted)."""
+        if not instance.image_id:
+            return None
+        try:
+            return self._gateway.get_image(instance.image_id).name
+        except NotFound:
+            return None
+
     def resolve_flavor(self, wanted: str) -> Flavor:
         return pick(
             self._gateway.flavors(),
