@@ -269,31 +269,6 @@ def test_regions_flavors_images_keypairs(gateway: ComputeGateway, tmp_path: Path
     assert gateway.delete_keypair(name) is False
 
 
-def test_boot_from_volume(
-    service: InstanceService, demo_credentials: Credentials, request: pytest.FixtureRequest
-) -> None:
-    created = service.create_instance(
-        InstanceCreate(
-            name=unique("bfv"),
-            flavor="m1.tiny",
-            image="devcloud-raw",
-            networks=["private"],
-            boot_volume_gib=1,
-        ),
-        wait=True,
-        timeout=180,
-    )
-    request.addfinalizer(lambda: service.delete_instance(created.id))
-    assert created.status is ServerStatus.ACTIVE
-    assert created.image_id is None  # booted from a volume, not an image
-    demo = raw_connection(demo_credentials)
-    request.addfinalizer(demo.close)
-    attached = demo.compute.get_server(created.id).attached_volumes
-    assert len(attached) == 1
-    volume = demo.block_storage.get_volume(attached[0]["id"])
-    assert volume.size == 1 and volume.is_bootable
-
-
 def test_import_keypair(gateway: ComputeGateway) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
