@@ -41,6 +41,7 @@ from stackyard.errors import DevcloudError, ServiceStartError
 
 Report = Callable[[str], None]
 EXTERNAL_DB_PREFIX = "stackyard_devcloud_"
+LOCK_WAIT_SECONDS = 900.0
 BACKING = ("memcached", "mariadb", "rabbitmq")
 SNAPSHOT_FILES = ("etc/keystone/fernet-keys", "etc/keystone/credential-keys", "data/glance", "data/nova")
 
@@ -104,12 +105,24 @@ class Devcloud:
     def _locked(self) -> Iterator[None]:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         with (self.layout.root / ".lock").open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DevcloudError(
-                    f"another stackyard devcloud command is running on {self.layout.root}"
-                ) from None
+            # Another command on the same devcloud (a `down` finishing, a second test run) is
+            # waited for rather than failed on; only a long-stuck one is an error.
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            waiting_reported = False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise DevcloudError(
+                            f"another stackyard devcloud command has held {self.layout.root} "
+                            f"for over {LOCK_WAIT_SECONDS:.0f} s"
+                        ) from None
+                    if not waiting_reported:
+                        self.report("waiting for another devcloud command on this directory to finish")
+                        waiting_reported = True
+                    time.sleep(0.5)
             yield
 
     # -- up ----------------------------------------------------------------------------------

@@ -86,3 +86,23 @@ def test_log_check_only_counts_lines_written_since_this_start(tmp_path: Path) ->
     wait_healthy(lay, spec, "127.0.0.1", pid, began)
     assert time.monotonic() - began >= 0.4, "the previous run's line must not count"
     assert stop(lay, "worker", timeout=5)
+
+
+def test_a_second_command_waits_for_the_lock(tmp_path: Path) -> None:
+    import fcntl
+    import threading
+
+    from stackyard.devcloud.launcher import Devcloud
+
+    cloud = Devcloud(Layout(tmp_path / "dc"))
+    cloud.layout.root.mkdir(parents=True)
+    messages: list[str] = []
+    cloud.report = messages.append
+    holder = (cloud.layout.root / ".lock").open("w")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    threading.Timer(0.6, holder.close).start()
+    began = time.monotonic()
+    with cloud._locked():
+        waited = time.monotonic() - began
+    assert waited >= 0.5
+    assert messages == ["waiting for another devcloud command on this directory to finish"]
