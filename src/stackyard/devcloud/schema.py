@@ -36,49 +36,37 @@ def sync_schemas(layout: Layout, ctx: CloudContext, missing: list[str]) -> None:
     etc = layout.etc_dir
     keystone_conf = str(etc("keystone") / "keystone.conf")
     nova_conf = str(etc("nova") / "nova.conf")
-    jobs: dict[str, Callable[[], None]] = {
+    jobs: dict[str, Callable[[], object]] = {
         "keystone": lambda: _sync_keystone(layout, ctx, keystone_conf),
-        "placement": lambda: (
-            manage(
-                layout,
-                [
-                    "placement-manage",
-                    "--config-file",
-                    str(etc("placement") / "placement.conf"),
-                    "db",
-                    "sync",
-                ],
-            ),
-            None,
-        )[1],
+        "placement": lambda: manage(
+            layout,
+            [
+                "placement-manage",
+                "--config-file",
+                str(etc("placement") / "placement.conf"),
+                "db",
+                "sync",
+            ],
+        ),
         "nova_api": lambda: _sync_nova(layout, ctx, nova_conf),
-        "neutron": lambda: (
-            manage(
-                layout,
-                [
-                    "neutron-db-manage",
-                    "--config-file",
-                    str(etc("neutron") / "neutron.conf"),
-                    "--config-file",
-                    str(etc("neutron") / "ml2_conf.ini"),
-                    "upgrade",
-                    "heads",
-                ],
-            ),
-            None,
-        )[1],
-        "glance": lambda: (
-            manage(
-                layout, ["glance-manage", "--config-file", str(etc("glance") / "glance-api.conf"), "db_sync"]
-            ),
-            None,
-        )[1],
-        "cinder": lambda: (
-            manage(
-                layout, ["cinder-manage", "--config-file", str(etc("cinder") / "cinder.conf"), "db", "sync"]
-            ),
-            None,
-        )[1],
+        "neutron": lambda: manage(
+            layout,
+            [
+                "neutron-db-manage",
+                "--config-file",
+                str(etc("neutron") / "neutron.conf"),
+                "--config-file",
+                str(etc("neutron") / "ml2_conf.ini"),
+                "upgrade",
+                "heads",
+            ],
+        ),
+        "glance": lambda: manage(
+            layout, ["glance-manage", "--config-file", str(etc("glance") / "glance-api.conf"), "db_sync"]
+        ),
+        "cinder": lambda: manage(
+            layout, ["cinder-manage", "--config-file", str(etc("cinder") / "cinder.conf"), "db", "sync"]
+        ),
     }
     selected = [job for name, job in jobs.items() if name in missing]
     with ThreadPoolExecutor(max_workers=3) as pool:
