@@ -6,9 +6,14 @@ Built in entry points only, never at import time. Example file:
 
     providers:
       openstack: {auth_url: https://keystone.example.org/v3, username: ops, password: ..., project_name: ops}
+      clouds: [prod, lab]                       # clouds.yaml clouds served by the API (default: all)
+      plugins: [{name: lab-static, type: static, options: {}}]
     retry: {attempts: 5, initial: 2.0, multiplier: 2.0, cap: 30.0, deadline: 300}
     rate_limits: {compute: 10, network: 20}     # calls per second, per service
     request_timeout: 60
+    database: {url: postgresql+psycopg://stackyard@db/stackyard}
+    api: {secret_key: ..., token_ttl: 3600, rate_limit: 600, cors_origins: [], keystone_cloud: prod}
+    pricing: {price_book: /etc/stackyard/prices.yaml}
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import yaml
 from stackyard.errors import ConfigError, ValidationError
 
 DEFAULT_CONFIG = Path("~/.config/stackyard/config.yaml")
+DEFAULT_DATA_DIR = Path("~/.local/share/stackyard")
 
 
 @dataclass(frozen=True)
@@ -35,12 +41,45 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class PluginProvider:
+    """A provider of a plugin type (entry point group `stackyard.providers`)."""
+
+    name: str
+    type: str
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    secret_key: str | None = None  # signs bearer tokens; None: generated once into the data dir
+    token_ttl: float = 3600.0  # bearer token lifetime (s), never past the Keystone token's expiry
+    rate_limit: float = 600.0  # requests per minute per client; 0 turns limiting off
+    cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are listed
+    keystone_cloud: str | None = None  # provider whose Keystone authenticates API users
+
+
+@dataclass(frozen=True)
 class Settings:
     config_file: Path | None = None
     openstack_provider: Mapping[str, object] | None = None
     retry: RetrySettings = field(default_factory=RetrySettings)
     rate_limits: Mapping[str, float] = field(default_factory=dict)
     request_timeout: float = 60.0
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None  # None: SQLite in the data dir (the embedded default)
+    clouds: tuple[str, ...] | None = None  # clouds.yaml clouds to serve; None: all of them
+    plugin_providers: tuple[PluginProvider, ...] = ()
+    api: ApiSettings = field(default_factory=ApiSettings)
+    price_book_file: Path | None = None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.expanduser() / 'stackyard.db'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        """No database configured: SQLite and the local devcloud."""
+        return self.database_url is None
 
 
 def _number(value: object, name: str, *, minimum: float, integer: bool = False) -> float:
@@ -66,7 +105,7 @@ def _section(document: Mapping[str, object], key: str) -> Mapping[str, object]:
 
 def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], path: Path | None) -> Settings:
     """Validate a loaded YAML document and apply STACKYARD_* overrides; errors name the field."""
-    known = {"providers", "retry", "rate_limits", "request_timeout"}
+    known = {"providers", "retry", "rate_limits", "request_timeout", "database", "api", "pricing", "data_dir"}
     for key in document:
         if key not in known:
             raise ValidationError(str(key), f"unknown setting; known: {', '.join(sorted(known))}")
@@ -74,6 +113,9 @@ def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], p
     provider = providers.get("openstack")
     if provider is not None and not isinstance(provider, Mapping):
         raise ValidationError("providers.openstack", "expected a mapping")
+    unknown_providers = set(providers) - {"openstack", "clouds", "plugins"}
+    if unknown_providers:
+        raise ValidationError(f"providers.{sorted(unknown_providers)[0]}", "unknown provider setting")
     retry_doc = dict(_section(document, "retry"))
     for key, env in (("attempts", "STACKYARD_RETRY_ATTEMPTS"), ("deadline", "STACKYARD_RETRY_DEADLINE")):
         if env in environ:
@@ -100,12 +142,78 @@ def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], p
         for service, rate in _section(document, "rate_limits").items()
     }
     timeout_raw = environ.get("STACKYARD_REQUEST_TIMEOUT", document.get("request_timeout", 60.0))
+    database = _section(document, "database")
+    database_url = environ.get("STACKYARD_DATABASE_URL") or database.get("url")
+    if database_url is not None and (not isinstance(database_url, str) or "://" not in database_url):
+        raise ValidationError("database.url", "expected a SQLAlchemy URL such as postgresql+psycopg://...")
+    pricing = _section(document, "pricing")
+    price_book = environ.get("STACKYARD_PRICE_BOOK") or pricing.get("price_book")
+    data_dir = environ.get("STACKYARD_DATA_DIR") or document.get("data_dir") or DEFAULT_DATA_DIR
     return Settings(
         config_file=path,
         openstack_provider=dict(provider) if provider is not None else None,
         retry=retry,
         rate_limits=rates,
         request_timeout=_number(timeout_raw, "request_timeout", minimum=1),
+        data_dir=Path(str(data_dir)),
+        database_url=database_url or None,
+        clouds=_clouds(providers.get("clouds")),
+        plugin_providers=_plugins(providers.get("plugins")),
+        api=_api(_section(document, "api"), environ),
+        price_book_file=Path(str(price_book)).expanduser() if price_book else None,
+    )
+
+
+def _clouds(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+        raise ValidationError("providers.clouds", "expected a list of clouds.yaml cloud names")
+    return tuple(value)
+
+
+def _plugins(value: object) -> tuple[PluginProvider, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValidationError("providers.plugins", "expected a list of {name, type, options}")
+    plugins: list[PluginProvider] = []
+    for index, entry in enumerate(value):
+        where = f"providers.plugins[{index}]"
+        if not isinstance(entry, Mapping):
+            raise ValidationError(where, "expected a mapping with name, type and options")
+        name, kind, options = entry.get("name"), entry.get("type"), entry.get("options") or {}
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"{where}.name", "a provider needs a name")
+        if not isinstance(kind, str) or not kind:
+            raise ValidationError(f"{where}.type", "a provider needs a type (its entry point name)")
+        if not isinstance(options, Mapping):
+            raise ValidationError(f"{where}.options", "expected a mapping")
+        plugins.append(PluginProvider(name, kind, dict(options)))
+    return tuple(plugins)
+
+
+def _api(section: Mapping[str, object], environ: Mapping[str, str]) -> ApiSettings:
+    unknown = set(section) - {"secret_key", "token_ttl", "rate_limit", "cors_origins", "keystone_cloud"}
+    if unknown:
+        raise ValidationError(f"api.{sorted(unknown)[0]}", "unknown api setting")
+    defaults = ApiSettings()
+    secret = environ.get("STACKYARD_SECRET_KEY") or section.get("secret_key")
+    if secret is not None and (not isinstance(secret, str) or len(secret) < 32):
+        raise ValidationError("api.secret_key", "must be a string of at least 32 characters")
+    origins = section.get("cors_origins") or []
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ValidationError("api.cors_origins", "expected a list of origins")
+    keystone_cloud = section.get("keystone_cloud")
+    if keystone_cloud is not None and not isinstance(keystone_cloud, str):
+        raise ValidationError("api.keystone_cloud", "expected a provider name")
+    rate = environ.get("STACKYARD_API_RATE_LIMIT", section.get("rate_limit", defaults.rate_limit))
+    return ApiSettings(
+        secret_key=secret or None,
+        token_ttl=_number(section.get("token_ttl", defaults.token_ttl), "api.token_ttl", minimum=60),
+        rate_limit=_number(rate, "api.rate_limit", minimum=0),
+        cors_origins=tuple(origins),
+        keystone_cloud=keystone_cloud,
     )
 
 

@@ -3,6 +3,10 @@
 StackyardError
 ├── ConfigError                 bad or missing configuration
 ├── ValidationError             bad input, names the offending field
+├── AuthError                   an API caller could not be authenticated or may not do this
+│   ├── Unauthenticated         no, bad, expired or revoked credentials
+│   ├── PermissionDenied        authenticated, but the role does not allow the action
+│   └── RateLimited             too many requests from one client (carries retry_after)
 ├── DevcloudError               the local cloud could not be started or managed
 │   ├── PortInUseError          a port the devcloud needs is taken
 │   └── ServiceStartError       a service died or never became healthy (carries its log tail)
@@ -36,6 +40,26 @@ class ValidationError(StackyardError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class AuthError(StackyardError):
+    """An API caller's credentials or rights are not enough."""
+
+
+class Unauthenticated(AuthError):
+    """No credentials, or credentials that are invalid, expired or revoked."""
+
+
+class PermissionDenied(AuthError):
+    """The caller is known but their role does not allow this."""
+
+
+class RateLimited(AuthError):
+    """The caller sent more requests than its rate allows; retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limit exceeded; retry after {retry_after:.0f} s")
+        self.retry_after = retry_after
 
 
 class DevcloudError(StackyardError):

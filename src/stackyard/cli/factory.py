@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from stackyard.cli.common import CommandContext
 from stackyard.cloud.clock import SystemClock
 from stackyard.cloud.compute import ComputeGateway
@@ -12,6 +14,9 @@ from stackyard.cloud.session import open_session
 from stackyard.cloud.settings import CloudSettings
 from stackyard.compute.service import InstanceService
 from stackyard.config import Settings, load_settings
+from stackyard.db.engine import make_engine, redacted_url, session_factory
+from stackyard.db.migrate import is_up_to_date, upgrade
+from stackyard.errors import ConfigError
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -44,3 +49,17 @@ def compute_gateway(ctx: CommandContext) -> ComputeGateway:
 
 def instance_service(ctx: CommandContext) -> InstanceService:
     return InstanceService(compute_gateway(ctx))
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """Sessions on the configured database. SQLite (the embedded default) is migrated on first use;
+    a server database must have been migrated with `stackyard db upgrade`."""
+    engine = make_engine(settings.effective_database_url)
+    if engine.dialect.name == "sqlite":
+        upgrade(engine)
+    elif not is_up_to_date(engine):
+        raise ConfigError(
+            f"the database {redacted_url(settings.effective_database_url)} is not at the current schema"
+            " revision; run `stackyard db upgrade`"
+        )
+    return session_factory(engine)

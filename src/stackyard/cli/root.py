@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from stackyard.cli import catalog, config, devcloud, instances
+from stackyard.cli import catalog, config, db, devcloud, instances
 
 app = typer.Typer(no_args_is_help=True, help="Operate OpenStack clouds for others.")
 app.add_typer(config.app, name="config")
+app.add_typer(db.app, name="db")
 app.add_typer(devcloud.app, name="devcloud")
 app.add_typer(instances.app, name="instances")
 app.add_typer(catalog.regions_app, name="regions")

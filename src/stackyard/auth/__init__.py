@@ -1,0 +1,1 @@
+"""Who is calling the API: Keystone logins, bearer tokens, API keys, roles and rate limits."""

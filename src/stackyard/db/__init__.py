@@ -1,0 +1,1 @@
+"""The database: declarative base, engine and sessions, Alembic migrations."""
