@@ -51,3 +51,49 @@ def test_bad_settings_name_the_field(document: dict[str, object], field: str) ->
 def test_named_config_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_settings(environ={"STACKYARD_CONFIG": str(tmp_path / "missing.yaml")})
+
+
+def test_service_settings_and_their_embedded_defaults(tmp_path: Path) -> None:
+    embedded = parse_settings({}, {"STACKYARD_DATA_DIR": str(tmp_path)}, None)
+    assert embedded.is_embedded
+    assert embedded.effective_database_url == f"sqlite:///{tmp_path / 'stackyard.db'}"
+    assert embedded.api.cors_origins == ()
+    assert embedded.clouds is None
+    configured = parse_settings(
+        {
+            "database": {"url": "postgresql+psycopg://db/stackyard"},
+            "api": {"token_ttl": 600, "rate_limit": 60, "cors_origins": ["https://portal.example.org"]},
+            "providers": {"clouds": ["prod"], "plugins": [{"name": "lab", "type": "static", "options": {}}]},
+            "pricing": {"price_book": "/etc/stackyard/prices.yaml"},
+        },
+        {"STACKYARD_SECRET_KEY": "k" * 40},
+        None,
+    )
+    assert not configured.is_embedded
+    assert configured.api.secret_key == "k" * 40
+    assert configured.api.token_ttl == 600
+    assert configured.clouds == ("prod",)
+    assert configured.plugin_providers[0].type == "static"
+    assert configured.price_book_file == Path("/etc/stackyard/prices.yaml")
+    from_env = parse_settings({}, {"STACKYARD_DATABASE_URL": "postgresql+psycopg://x/y"}, None)
+    assert from_env.effective_database_url == "postgresql+psycopg://x/y"
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"database": {"url": "not a url"}}, "database.url"),
+        ({"api": {"secret_key": "short"}}, "api.secret_key"),
+        ({"api": {"token_ttl": 5}}, "api.token_ttl"),
+        ({"api": {"cors_origins": "*"}}, "api.cors_origins"),
+        ({"api": {"what": 1}}, "api.what"),
+        ({"providers": {"clouds": "prod"}}, "providers.clouds"),
+        ({"providers": {"plugins": [{"type": "static"}]}}, "providers.plugins[0].name"),
+        ({"providers": {"plugins": [{"name": "x"}]}}, "providers.plugins[0].type"),
+        ({"providers": {"nope": 1}}, "providers.nope"),
+    ],
+)
+def test_bad_service_settings_name_the_field(document: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_settings(document, {}, None)
+    assert caught.value.field == field

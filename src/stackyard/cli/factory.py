@@ -10,7 +10,7 @@ from stackyard.cloud.compute import ComputeGateway
 from stackyard.cloud.connect import CloudSources, CloudTarget, connect
 from stackyard.cloud.ratelimit import RateLimiter
 from stackyard.cloud.retry import RetryPolicy
-from stackyard.cloud.session import open_session
+from stackyard.cloud.session import CloudSession, open_session
 from stackyard.cloud.settings import CloudSettings
 from stackyard.compute.service import InstanceService
 from stackyard.config import Settings, load_settings
@@ -20,17 +20,11 @@ from stackyard.errors import ConfigError
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
-    retry = settings.retry
-    return RetryPolicy(
-        attempts=retry.attempts,
-        initial=retry.initial,
-        multiplier=retry.multiplier,
-        cap=retry.cap,
-        deadline=retry.deadline,
-    )
+    return RetryPolicy.from_settings(settings.retry)
 
 
-def compute_gateway(ctx: CommandContext) -> ComputeGateway:
+def cloud_session(ctx: CommandContext) -> CloudSession:
+    """A session on --cloud/--region with the settings' retry policy and rate limits; gateways share it."""
     settings = load_settings()
     provider = (
         CloudSettings.from_mapping(settings.openstack_provider, source=str(settings.config_file))
@@ -41,10 +35,13 @@ def compute_gateway(ctx: CommandContext) -> ComputeGateway:
     clock = SystemClock()
     limiter = RateLimiter(settings.rate_limits, clock=clock) if settings.rate_limits else None
     conn = connect(CloudTarget(cloud=ctx.cloud, region=ctx.region), sources=sources)
-    session = open_session(
+    return open_session(
         conn, name=ctx.cloud or "default", policy=retry_policy(settings), clock=clock, limiter=limiter
     )
-    return ComputeGateway(session, clock)
+
+
+def compute_gateway(ctx: CommandContext) -> ComputeGateway:
+    return ComputeGateway(cloud_session(ctx))
 
 
 def instance_service(ctx: CommandContext) -> InstanceService:

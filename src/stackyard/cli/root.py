@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from stackyard.cli import catalog, config, db, devcloud, instances
+from stackyard.cli import apikeys, catalog, config, cost, db, devcloud, instances, providers, serve
 
 app = typer.Typer(no_args_is_help=True, help="Operate OpenStack clouds for others.")
+app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(config.app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(devcloud.app, name="devcloud")
 app.add_typer(instances.app, name="instances")
+app.add_typer(providers.app, name="providers")
 app.add_typer(catalog.regions_app, name="regions")
 app.add_typer(catalog.flavors_app, name="flavors")
 app.add_typer(catalog.images_app, name="images")
 app.add_typer(catalog.keypairs_app, name="keypairs")
+app.add_typer(cost.cost_app, name="cost")
+app.add_typer(cost.pricebook_app, name="pricebook")
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

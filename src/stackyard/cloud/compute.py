@@ -254,11 +254,44 @@ class ComputeGateway:
             if chosen.matches(instance):
                 yield instance
 
-    def get_instance(self, instance_id: str) -> Instance:
+    def instances_page(
+        self,
+        filters: ServerFilter | None = None,
+        *,
+        limit: int,
+        marker: str | None = None,
+        external_networks: frozenset[str] | None = None,
+    ) -> tuple[list[Instance], str | None]:
+        """One page of servers by Nova's limit/marker, and the marker of the next page (None: last page).
+
+        One more server than asked for is fetched, so the last page is known without an empty fetch.
+        `external_networks` (from `external_network_names`) saves the Neutron call when the caller
+        keeps it.
+        """
+        chosen = filters or ServerFilter()
+        query: dict[str, str | int] = {**chosen.query(), "limit": limit + 1}
+        if marker:
+            query["marker"] = marker
+        servers = self._session.call(
+            "compute",
+            "list servers",
+            lambda: list(
+                self._conn.compute.servers(
+                    details=True, all_projects=chosen.all_projects, paginated=False, **query
+                )
+            ),
+        )
+        external = external_networks if external_networks is not None else self.external_network_names()
+        page = [self._instance(server, external) for server in servers[:limit]]
+        next_marker = page[-1].id if len(servers) > limit and page else None
+        return [i for i in page if chosen.matches(i)], next_marker
+
+    def get_instance(self, instance_id: str, *, external_networks: frozenset[str] | None = None) -> Instance:
         server = self._session.call(
             "compute", "get server", lambda: self._conn.compute.get_server(instance_id)
         )
-        return self._instance(server, self.external_network_names())
+        external = external_networks if external_networks is not None else self.external_network_names()
+        return self._instance(server, external)
 
     def find_instances_by_name(self, name: str, *, all_projects: bool = False) -> list[Instance]:
         """Exact-name matches (Nova's name filter is a regex, so filter again)."""
@@ -488,6 +521,10 @@ class ComputeGateway:
         return True
 
     # -- regions -------------------------------------------------------------------------------
+
+    def current_project_id(self) -> str:
+        """The project the connection's token is scoped to (authenticates if not yet)."""
+        return str(self._session.call("identity", "token project", lambda: self._conn.current_project_id))
 
     def regions(self) -> list[Region]:
         """Regions from Keystone, each with the service types its catalog offers."""

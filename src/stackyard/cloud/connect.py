@@ -87,6 +87,17 @@ class ResolvedCloud:
         return self.cloud_region.get_region_name()
 
     @property
+    def auth_url(self) -> str | None:
+        auth = self.cloud_region.config.get("auth") or {}
+        return str(auth["auth_url"]) if auth.get("auth_url") else None
+
+    @property
+    def verify(self) -> bool | str:
+        """What TLS verification uses: True, False, or a CA bundle path."""
+        verify, _cert = self.cloud_region.get_requests_verify_args()
+        return verify if isinstance(verify, bool | str) else True
+
+    @property
     def is_insecure(self) -> bool:
         """True when TLS certificates will not be verified (insecure: true or verify: false)."""
         verify, _cert = self.cloud_region.get_requests_verify_args()
@@ -384,3 +395,51 @@ class ConnectionPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def clouds_yaml_names(
+    environ: Mapping[str, str] | None = None, config_files: Sequence[Path] | None = None
+) -> list[str]:
+    """The cloud names in clouds.yaml (openstacksdk's search path), empty when there is no file."""
+    env = os.environ if environ is None else environ
+    files = [str(path) for path in config_files] if config_files is not None else list(loader.CONFIG_FILES)
+    if env.get("OS_CLIENT_CONFIG_FILE"):
+        files.insert(0, env["OS_CLIENT_CONFIG_FILE"])
+    try:
+        config = _new_loader(files, [])
+    except sdk_exc.ConfigException as exc:
+        raise ConfigError(redact(f"clouds.yaml: {exc}")) from None
+    if not config.config_filename:
+        return []
+    return sorted(config.get_cloud_names())
+
+
+def open_token_connection(resolved: ResolvedCloud, token: str, project_id: str | None) -> Connection:
+    """A Connection acting with a caller's own Keystone token, on the cloud/region of `resolved`.
+
+    The token is exchanged for one scoped to `project_id` (Keystone's token method), so the cloud's
+    own policy decides what the caller may see and do.
+    """
+    base = resolved.cloud_region
+    auth = base.config.get("auth") or {}
+    auth_url = str(auth.get("auth_url") or "")
+    if not auth_url:
+        raise ConfigError(f"{resolved.source}: no auth_url to validate caller tokens against")
+    verify, cert = base.get_requests_verify_args()
+    token_auth: dict[str, object] = {"auth_url": auth_url, "token": token}
+    if project_id:
+        token_auth["project_id"] = project_id
+    try:
+        region = _new_loader().get_one(
+            auth_type="v3token",
+            auth=token_auth,
+            region_name=resolved.region_name,
+            interface=base.config.get("interface") or "public",
+            verify=verify,
+            cert=cert,
+        )
+    except (sdk_exc.ConfigException, ksa_exc.AuthPluginException) as exc:
+        raise ConfigError(redact(f"{resolved.source}: {exc}")) from None
+    scoped = ResolvedCloud(region, resolved.name, resolved.kind, resolved.source)
+    _finish(scoped, float(base.config.get("api_timeout") or DEFAULT_REQUEST_TIMEOUT))
+    return Connection(config=region)

@@ -24,6 +24,7 @@ from stackyard.cloud.errormap import (
     transport_failure_of,
 )
 from stackyard.cloud.ratelimit import RateLimiter
+from stackyard.config import RetrySettings
 from stackyard.errors import CloudError, ConfigError, StackyardError, Timeout
 
 _LOG = logging.getLogger(__name__)
@@ -56,6 +57,16 @@ class RetryPolicy:
     network_poll: float = 5.0
     max_network_pause: float = 300.0
     max_retry_after: float = 120.0
+
+    @classmethod
+    def from_settings(cls, retry: RetrySettings) -> RetryPolicy:
+        return cls(
+            attempts=retry.attempts,
+            initial=retry.initial,
+            multiplier=retry.multiplier,
+            cap=retry.cap,
+            deadline=retry.deadline,
+        )
 
     def __post_init__(self) -> None:
         problems = []

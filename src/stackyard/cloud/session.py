@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import socket
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -18,13 +20,29 @@ T = TypeVar("T")
 PAGE_SIZE = 200
 
 
+@dataclass(frozen=True)
+class CallRecord:
+    """One finished cloud call (after retries), for metrics: outcome is "ok" or the error class."""
+
+    service: str
+    operation: str
+    outcome: str
+    seconds: float
+
+
+CallObserver = Callable[[CallRecord], None]
+
+
 class CloudSession:
     """Owns a Connection and the Retrier for it; gateways make every cloud call through `call`."""
 
-    def __init__(self, conn: Connection, retrier: Retrier, *, name: str) -> None:
+    def __init__(
+        self, conn: Connection, retrier: Retrier, *, name: str, on_call: CallObserver | None = None
+    ) -> None:
         self.conn = conn
         self.name = name
         self._retrier = retrier
+        self._on_call = on_call
 
     def call(
         self,
@@ -35,9 +53,21 @@ class CloudSession:
         idempotent: bool = True,
         find_existing: Callable[[], T | None] | None = None,
     ) -> T:
-        return self._retrier.call(
-            fn, service=service, operation=operation, idempotent=idempotent, find_existing=find_existing
-        )
+        if self._on_call is None:
+            return self._retrier.call(
+                fn, service=service, operation=operation, idempotent=idempotent, find_existing=find_existing
+            )
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return self._retrier.call(
+                fn, service=service, operation=operation, idempotent=idempotent, find_existing=find_existing
+            )
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            self._on_call(CallRecord(service, operation, outcome, time.monotonic() - started))
 
     def paged(
         self,
@@ -87,6 +117,7 @@ def open_session(
     clock: Clock | None = None,
     limiter: RateLimiter | None = None,
     on_event: Callable[[RetryEvent], None] | None = None,
+    on_call: CallObserver | None = None,
 ) -> CloudSession:
     """Wrap a Connection: probe its identity endpoint for network pauses, re-authenticate by
     invalidating the cached token."""
@@ -104,4 +135,4 @@ def open_session(
         limiter=limiter,
         on_event=on_event,
     )
-    return CloudSession(conn, retrier, name=name)
+    return CloudSession(conn, retrier, name=name, on_call=on_call)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from stackyard.cloud.models import Flavor, Image, Instance, Region
 from stackyard.cloud.status import ServerStatus
-from stackyard.pricing.models import Estimate, PriceBook
+from stackyard.pricing.models import Estimate, PriceBook, UsageRecord
 
 ENTRY_POINT_GROUP = "stackyard.providers"
 
@@ -96,6 +97,10 @@ class Provider(Protocol):
 
     def status(self) -> ProviderStatus: ...
 
+    def default_region(self) -> str | None:
+        """The region used when a request names none."""
+        ...
+
     def regions(self) -> list[Region]: ...
 
     def flavors(self, region: str | None = None) -> list[Flavor]: ...
@@ -121,3 +126,12 @@ class Provider(Protocol):
     def estimate_cost(self, plan: InstancePlan, book: PriceBook, count: int = 1) -> Estimate: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class UsageProvider(Protocol):
+    """Optional: providers that can report a project's compute usage over a period (for cost reports)."""
+
+    def project_usage(
+        self, scope: Scope, project_id: str, start: datetime, end: datetime, region: str | None = None
+    ) -> Sequence[UsageRecord]: ...

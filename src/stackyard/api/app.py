@@ -1,0 +1,98 @@
+"""The FastAPI app factory: routers, error mapping, request ids, access log, metrics, CORS."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import Match
+
+from stackyard import __version__
+from stackyard.api.errors import install_error_handlers
+from stackyard.api.requestctx import REQUEST_ID_HEADER, new_request_id, set_request_id
+from stackyard.api.routes import auth, health, instances, pricing, providers
+from stackyard.api.state import AppState
+
+_ACCESS = logging.getLogger("stackyard.access")
+
+
+def _route_template(request: Request) -> str:
+    """The matched route's path template (bounded label values for metrics), else "unmatched"."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    for candidate in request.app.router.routes:
+        match, _ = candidate.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(candidate, "path", "unmatched"))
+    return "unmatched"
+
+
+def create_app(state: AppState) -> FastAPI:
+    """An app serving `state`'s providers; the caller owns `state` and closes it after the app stops."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="stackyard",
+        version=__version__,
+        description="Operate OpenStack clouds for others: instances, cost estimates, quotas, exports.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.stackyard = state
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
+        set_request_id(request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(request)
+            state.metrics.observe_request(request.method, route, status, elapsed)
+            _ACCESS.info(
+                "%s %s %s",
+                request.method,
+                route,
+                status,
+                extra={
+                    "method": request.method,
+                    "path": request.url.path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "client": request.client.host if request.client else None,
+                    "principal": getattr(request.state, "principal", None),
+                },
+            )
+            set_request_id(None)
+
+    if state.settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(state.settings.api.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "X-Auth-Token", "X-API-Key", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "Location"],
+        )
+    for router in (health.router, auth.router, providers.router, instances.router, pricing.router):
+        app.include_router(router)
+    return app

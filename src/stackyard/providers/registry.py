@@ -1,0 +1,122 @@
+"""Build the configured providers: OpenStack clouds, plugin types from entry points, the devcloud default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from stackyard.cloud.connect import CloudSources, clouds_yaml_names
+from stackyard.cloud.settings import CloudSettings
+from stackyard.config import Settings
+from stackyard.devcloud.access import credentials
+from stackyard.devcloud.context import Layout
+from stackyard.devcloud.launcher import Devcloud, default_root
+from stackyard.errors import ConfigError, StackyardError, ValidationError
+from stackyard.providers.base import ENTRY_POINT_GROUP, Provider
+from stackyard.providers.openstack import TYPE as OPENSTACK
+from stackyard.providers.openstack import CloudRuntime, OpenStackProvider
+
+DEVCLOUD_PROVIDER = "devcloud"
+
+
+def provider_types() -> dict[str, type]:
+    """Provider types installed as plugins (entry point group `stackyard.providers`), by type name."""
+    found: dict[str, type] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception as exc:  # noqa: BLE001 (a broken plugin must not take the service down)
+            raise ConfigError(
+                f"provider plugin {entry.name!r} ({entry.value}) failed to load: {exc}"
+            ) from None
+        if not isinstance(loaded, type):
+            raise ConfigError(f"provider plugin {entry.name!r} ({entry.value}) is not a class")
+        found[entry.name] = loaded
+    return found
+
+
+def devcloud_cloud_settings(root: Path | None = None) -> CloudSettings:
+    """The local devcloud's admin credentials, as the embedded default's provider."""
+    cloud = Devcloud(Layout(root or default_root()))
+    creds = credentials(cloud, "admin")
+    return CloudSettings.from_mapping(
+        {
+            "auth_url": creds.auth_url,
+            "username": creds.username,
+            "password": creds.password,
+            "project_name": creds.project_name,
+            "user_domain_name": creds.user_domain_name,
+            "project_domain_name": creds.project_domain_name,
+            "region_name": creds.region_name,
+        },
+        source="the local devcloud",
+    )
+
+
+def needs_devcloud(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
+    """True when nothing names a provider, so the local devcloud is the one (the embedded default)."""
+    if settings.openstack_provider is not None or settings.plugin_providers:
+        return False
+    clouds = settings.clouds if settings.clouds is not None else clouds_yaml_names(environ)
+    return not clouds
+
+
+def build_providers(
+    settings: Settings,
+    runtime: CloudRuntime,
+    *,
+    devcloud: CloudSettings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Provider]:
+    """Every configured provider by name.
+
+    OpenStack: the `providers.openstack` settings entry (named "openstack") and each clouds.yaml cloud
+    (`providers.clouds`, default all of them). Plugins: `providers.plugins`. When none is configured,
+    `devcloud` (if given) is the one provider, named "devcloud".
+    """
+    env = os.environ if environ is None else environ
+    providers: dict[str, Provider] = {}
+
+    def add(provider: Provider, field: str) -> None:
+        if provider.name in providers:
+            raise ValidationError(field, f"provider name {provider.name!r} is used twice")
+        providers[provider.name] = provider
+
+    if settings.openstack_provider is not None:
+        explicit = CloudSettings.from_mapping(settings.openstack_provider, source=str(settings.config_file))
+        add(
+            OpenStackProvider(
+                OPENSTACK,
+                cloud=None,
+                sources=CloudSources(explicit=explicit, environ={}, request_timeout=settings.request_timeout),
+                runtime=runtime,
+            ),
+            "providers.openstack",
+        )
+    clouds = settings.clouds if settings.clouds is not None else tuple(clouds_yaml_names(env))
+    for cloud in clouds:
+        sources = CloudSources(environ=env, request_timeout=settings.request_timeout)
+        add(OpenStackProvider(cloud, cloud=cloud, sources=sources, runtime=runtime), "providers.clouds")
+    if settings.plugin_providers:
+        types = provider_types()
+        for index, entry in enumerate(settings.plugin_providers):
+            field = f"providers.plugins[{index}]"
+            kind = types.get(entry.type)
+            if kind is None:
+                known = ", ".join(sorted(types)) or "none installed"
+                raise ValidationError(f"{field}.type", f"no provider type {entry.type!r}; installed: {known}")
+            try:
+                provider = kind(entry.name, dict(entry.options))
+            except StackyardError:
+                raise
+            except Exception as exc:  # noqa: BLE001 (plugin constructors raise what they like)
+                raise ConfigError(f"{field}: provider {entry.name!r} could not be built: {exc}") from None
+            if not isinstance(provider, Provider):
+                raise ConfigError(f"{field}: {entry.type!r} does not implement the provider protocol")
+            add(provider, field)
+    if not providers and devcloud is not None:
+        sources = CloudSources(explicit=devcloud, environ={}, request_timeout=settings.request_timeout)
+        add(OpenStackProvider(DEVCLOUD_PROVIDER, cloud=None, sources=sources, runtime=runtime), "devcloud")
+    return providers
