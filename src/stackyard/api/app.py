@@ -6,18 +6,39 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 
 from stackyard import __version__
-from stackyard.api.errors import install_error_handlers
+from stackyard.api.errors import install_error_handlers, internal_error_response
 from stackyard.api.requestctx import REQUEST_ID_HEADER, new_request_id, set_request_id
 from stackyard.api.routes import auth, health, instances, pricing, providers
+from stackyard.api.schemas import ErrorBody
 from stackyard.api.state import AppState
 
 _ACCESS = logging.getLogger("stackyard.access")
+
+# Every error has the one shape of stackyard.api.errors, and the spec says so; otherwise FastAPI would
+# document its own 422 body (`{"detail": [...]}`), which this API never sends.
+_ERRORS: tuple[tuple[int, str], ...] = (
+    (400, "Malformed request body, or the cloud rejected the request."),
+    (401, "No valid credentials (see WWW-Authenticate)."),
+    (403, "The caller's role does not allow this, or the cloud's policy does not."),
+    (404, "No such provider or resource, or it is outside the caller's project."),
+    (409, "Conflict with the resource's state, or a quota would be exceeded."),
+    (422, "Invalid input; `details.field` names the field."),
+    (429, "Too many requests; see Retry-After."),
+    (500, "Internal error; the request id finds it in the server log."),
+    (502, "The cloud failed or rejected the provider's credentials."),
+    (503, "The cloud is unavailable, or the service is misconfigured."),
+    (504, "The cloud did not answer within the deadline."),
+)
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description} for status, description in _ERRORS
+}
 
 
 def _route_template(request: Request) -> str:
@@ -60,7 +81,10 @@ def create_app(state: AppState) -> FastAPI:
         started = time.perf_counter()
         status = 500
         try:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # noqa: BLE001 (answered here, inside the request id's context)
+                response = internal_error_response(exc)
             status = response.status_code
             response.headers[REQUEST_ID_HEADER] = request_id
             return response
@@ -93,6 +117,7 @@ def create_app(state: AppState) -> FastAPI:
             allow_headers=["Authorization", "X-Auth-Token", "X-API-Key", "Content-Type", REQUEST_ID_HEADER],
             expose_headers=[REQUEST_ID_HEADER, "Location"],
         )
-    for router in (health.router, auth.router, providers.router, instances.router, pricing.router):
-        app.include_router(router)
+    app.include_router(health.router, responses={500: _ERROR_RESPONSES[500]})
+    for router in (auth.router, providers.router, instances.router, pricing.router):
+        app.include_router(router, responses=_ERROR_RESPONSES)
     return app

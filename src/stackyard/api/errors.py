@@ -147,6 +147,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        _LOG.error("unhandled error", exc_info=exc)
-        body = error_body("internal_error", "internal error; see the server log")
-        return JSONResponse(body, status_code=500)
+        # Normally unreached: the app's request middleware answers unhandled errors itself (see
+        # internal_error_response); this handler runs outside it, where the request id is gone.
+        return internal_error_response(exc)
+
+
+def internal_error_response(exc: Exception) -> JSONResponse:
+    """The 500 for an error nothing else handled, logged with its traceback and the request id.
+
+    Called by the request middleware, inside the request's context: Starlette runs handlers of
+    `Exception` in its outermost middleware, after the request id has been cleared, so the body and
+    headers there would carry none.
+    """
+    _LOG.error("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal error; see the server log"), status_code=500)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from stackyard.api.app import create_app
+from stackyard.api.logs import configure_logging
 from stackyard.api.metrics import Metrics
 from stackyard.api.state import AppState
 from stackyard.auth.keystone_cache import KeystoneTokenCache
@@ -81,6 +84,11 @@ def create_app_from_environment() -> FastAPI:
 
     With no provider configured, the local devcloud is the provider (the embedded default).
     """
+    if not logging.getLogger().handlers:
+        # A worker spawned by uvicorn (`--workers N`): it inherits none of the logging `stackyard serve`
+        # set up, only uvicorn's own logger levels (from --log-level), so set up the JSON logs here.
+        level = logging.getLogger("uvicorn.error").getEffectiveLevel()
+        configure_logging(logging.getLevelName(level).lower())
     settings = load_settings()
     devcloud = devcloud_cloud_settings() if needs_devcloud(settings) else None
     return create_app(build_state(settings, devcloud=devcloud))

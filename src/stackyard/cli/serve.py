@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,7 @@ from stackyard.pricing.service import PricingService
 from stackyard.providers.registry import devcloud_cloud_settings, needs_devcloud
 
 APP_FACTORY = "stackyard.api.wiring:create_app_from_environment"
+WORKER_START_TIMEOUT = 60  # seconds a worker may take to start answering its supervisor
 
 
 def seed_price_book(sessions: sessionmaker[Session], path: Path, ctx: CommandContext) -> None:
@@ -66,18 +68,27 @@ def serve(
         # Build the state once here, so a bad provider or plugin is a one-line error, not a worker crash.
         devcloud = devcloud_cloud_settings() if needs_devcloud(settings) else None
         build_state(settings, devcloud=devcloud).close()
+        metrics_dir = None
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):
             # Each worker writes its metric samples here; /metrics sums them.
-            os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="stackyard-metrics-")
+            metrics_dir = tempfile.mkdtemp(prefix="stackyard-metrics-")
+            os.environ[MULTIPROC_ENV] = metrics_dir
         configure_logging(log_level)
         ctx.err.print(f"stackyard API on http://{host}:{port} (docs /docs), {workers} worker(s)")
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        log_level=log_level,
-    )
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            log_level=log_level,
+            # A worker importing stackyard (openstacksdk, SQLAlchemy, FastAPI) on a busy 2-core machine
+            # can take longer than uvicorn's 5 s default; it would be killed and restarted forever.
+            timeout_worker_healthcheck=WORKER_START_TIMEOUT,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -18,6 +18,7 @@ from stackyard.cloud.connect import (
     open_token_connection,
     verify_auth,
 )
+from stackyard.cloud.identity import KeystoneIdentity
 from stackyard.cloud.models import Flavor, Image, Instance, Region
 from stackyard.cloud.ratelimit import RateLimiter
 from stackyard.cloud.retry import RetryEvent, RetryPolicy
@@ -45,6 +46,7 @@ _TOKEN_CONNECTIONS = 256  # callers' token connections kept (LRU)
 _TOKEN_CONNECTION_TTL = 600.0
 # What the compute service calls a field, and what the API calls it.
 _API_FIELDS = {"flavor": "type", "image": "image_id", "network": "network_ids"}
+_BMP_LAST = 0xFFFF  # the last code point of the Basic Multilingual Plane
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ class OpenStackProvider:
         self._token_connections = _Expiring(runtime.clock, _TOKEN_CONNECTIONS, _TOKEN_CONNECTION_TTL)
         self._external = _Expiring(runtime.clock, 64, _EXTERNAL_TTL)
         self._default_region: tuple[str | None] | None = None
+        self._identity: KeystoneIdentity | None = None
+        self._identity_lock = threading.Lock()
+        self._regions_seen: set[str] = set()  # region names the configuration accepted
 
     @property
     def name(self) -> str:
@@ -119,15 +124,39 @@ class OpenStackProvider:
 
     # -- plumbing ------------------------------------------------------------------------------
 
+    def _check_region(self, region: str | None) -> None:
+        """ValidationError for a region the cloud's configuration does not have.
+
+        Checked before a connection is looked up: the connection pool keeps an entry per target it was
+        asked for, so a caller's arbitrary region names must not reach it. Only good names are kept.
+        """
+        if region is None or region in self._regions_seen:
+            return
+        try:
+            self._sources.resolve_target(CloudTarget(cloud=self._cloud, region=region))
+        except ConfigError as exc:
+            # The cloud itself resolves (else that ConfigError propagates): the region is at fault.
+            self._sources.resolve_target(CloudTarget(cloud=self._cloud))
+            raise ValidationError(
+                "region",
+                f"provider {self._name!r} has no region {region!r};"
+                f" GET /api/v1/providers/{self._name}/regions lists them",
+            ) from exc
+        self._regions_seen.add(region)
+
     def _session(self, scope: Scope | None, region: str | None) -> CloudSession:
+        self._check_region(region)
         target = CloudTarget(cloud=self._cloud, region=region)
         if scope is not None and scope.token:
             key = (hashlib.sha256(scope.token.encode()).hexdigest(), f"{region}|{scope.project_id}")
             conn = self._token_connections.get(key)
             if conn is None:
-                conn = open_token_connection(
-                    self._sources.resolve_target(target), scope.token, scope.project_id
-                )
+                project_id = scope.project_id
+                if project_id is None:
+                    # An admin's scope names no project (it sees them all), but the token must still be
+                    # exchanged for one scoped to a project: an unscoped token has no service catalog.
+                    project_id = self._token_project(scope.token)
+                conn = open_token_connection(self._sources.resolve_target(target), scope.token, project_id)
                 for old in self._token_connections.put(key, conn):
                     old.close()  # type: ignore[attr-defined]
         else:
@@ -142,6 +171,18 @@ class OpenStackProvider:
             on_event=runtime.on_event,
             on_call=runtime.on_call,
         )
+
+    def _token_project(self, token: str) -> str | None:
+        """The project a caller's Keystone token is scoped to, as Keystone says (one call per new token
+        connection; those are cached)."""
+        with self._identity_lock:
+            if self._identity is None:
+                auth_url, verify = self.identity_endpoint()
+                self._identity = KeystoneIdentity(
+                    auth_url, verify=verify, timeout=self._sources.request_timeout
+                )
+            identity = self._identity
+        return identity.validate(token).project_id
 
     def _gateway(self, scope: Scope | None, region: str | None) -> ComputeGateway:
         return ComputeGateway(self._session(scope, region), self._runtime.clock)
@@ -192,6 +233,11 @@ class OpenStackProvider:
         return self._gateway(None, region).images()
 
     def list_instances(self, scope: Scope, query: InstanceQuery) -> InstancePage:
+        if query.name is not None and any(ord(c) > _BMP_LAST for c in query.name):
+            # NOTE: Nova answers 500 ("Unexpected API Error") to a name filter holding a character
+            # beyond the Basic Multilingual Plane: MySQL's 3-byte utf8 cannot compare it. Refuse it
+            # here as the caller's error, not the cloud's.
+            raise ValidationError("name", "characters beyond U+FFFF (such as emoji) cannot be searched for")
         gateway = self._gateway(scope, query.region)
         # A caller's own token is already scoped to its project; the provider's credentials are not,
         # so they list every project, filtered to the caller's when it has one.
@@ -295,3 +341,5 @@ class OpenStackProvider:
 
     def close(self) -> None:
         self._pool.close()
+        if self._identity is not None:
+            self._identity.close()

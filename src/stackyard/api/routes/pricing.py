@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from stackyard.api.deps import AdminPrincipal, CurrentPrincipal, CurrentScope, Pricing, ProviderDep, State
 from stackyard.api.schemas import EstimateCreate, EstimateRead, Money
@@ -16,6 +16,8 @@ from stackyard.pricing.models import Estimate, price_book_document
 from stackyard.providers.base import InstancePlan, UsageProvider
 
 router = APIRouter(tags=["pricing"])
+
+_EARLIEST = date(1970, 1, 1)  # the first day a usage period may start on
 
 
 class PriceBookRead(BaseModel):
@@ -65,6 +67,14 @@ class PriceBookCreate(BaseModel):
         description='Per region (or "*"): {"flavors": {name: hourly}, "units": {unit: price}}.'
     )
     comment: str = Field(default="", max_length=500)
+
+    @field_validator("comment")
+    @classmethod
+    def _storable(cls, comment: str) -> str:
+        # NOTE: PostgreSQL text cannot hold a NUL character; the insert would fail with a server error.
+        if "\x00" in comment:
+            raise ValueError("must not contain NUL characters")
+        return comment
 
 
 @router.get("/api/v1/pricebook", response_model=PriceBookRead)
@@ -142,13 +152,20 @@ def project_cost(
     pricing: Pricing,
     scope: CurrentScope,
     project_id: Annotated[str, Path(min_length=1, max_length=64)],
-    since: Annotated[date | None, Query(description="First day (default: the 1st of this month).")] = None,
+    since: Annotated[
+        date | None, Query(description="First day, from 1970-01-01 (default: the 1st of this month).")
+    ] = None,
     until: Annotated[date | None, Query(description="Day after the last (default: now).")] = None,
     region: Annotated[str | None, Query(max_length=255)] = None,
 ) -> CostReportRead:
     """A project's servers priced by their usage hours (Nova's os-simple-tenant-usage) over a period."""
     if not isinstance(provider, UsageProvider):
         raise ValidationError("provider", f"provider {provider.name!r} cannot report usage")
+    for name, day in (("since", since), ("until", until)):
+        if day is not None and day < _EARLIEST:
+            # NOTE: Nova's usage API fails with a 500 for a year before 1000 (MySQL's DATETIME range);
+            # no cloud has usage before 1970 anyway.
+            raise ValidationError(name, f"give a day from {_EARLIEST.isoformat()} on")
     now = state.clock.now()
     start = datetime.combine(since, time(), UTC) if since else now.replace(day=1, hour=0, minute=0, second=0)
     end = datetime.combine(until, time(), UTC) if until else now
