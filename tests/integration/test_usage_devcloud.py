@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from support.clouds import sdk_connection
 pytestmark = pytest.mark.devcloud
 
 BOOT_TIMEOUT = 300  # the devcloud's CPU is shared; boots can be slow
+USAGE_SETTLE = 30  # seconds a new server may take to show in the usage report
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +44,17 @@ def only(usages: list[ServerUsage], instance_id: str) -> ServerUsage:
     return matching[0]
 
 
+def usage_of(gateway: UsageGateway, project_id: str, start: datetime, instance_id: str) -> ServerUsage:
+    """The server's usage line, polled briefly: under load a just-ACTIVE server was once missing from
+    Nova's usage report for a moment (seen once in a full-suite run, never reproduced alone)."""
+    deadline = time.monotonic() + USAGE_SETTLE
+    while True:
+        usages = gateway.project_usage(project_id, start, datetime.now(UTC))
+        if any(u.instance_id == instance_id for u in usages) or time.monotonic() > deadline:
+            return only(usages, instance_id)
+        time.sleep(2)
+
+
 def test_usage_lists_a_running_then_a_deleted_server(
     admin_session: CloudSession, demo_session: CloudSession, request: pytest.FixtureRequest
 ) -> None:
@@ -58,7 +71,7 @@ def test_usage_lists_a_running_then_a_deleted_server(
     demo_project = admin.find_project("demo")
     assert admin.find_project(demo_project.id) == demo_project
     start = datetime.now(UTC) - timedelta(hours=1)
-    usage = only(admin.project_usage(demo_project.id, start, datetime.now(UTC)), created.id)
+    usage = usage_of(admin, demo_project.id, start, created.id)
     assert usage.name == created.name
     assert (usage.flavor, usage.vcpus, usage.ram_mib, usage.disk_gib) == ("m1.tiny", 1, 512, 1)
     assert usage.hours > 0
