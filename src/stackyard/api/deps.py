@@ -97,4 +97,7 @@ def pricing_service(state: State) -> Iterator[PricingService]:
         yield PricingService(session)
 
 
-Pricing = Annotated[PricingService, Depends(pricing_service)]
+# NOTE: scope="function" commits before the response is sent. With FastAPI's default ("request") the
+# commit ran after it, so a client's next request, served by another worker, could still see the old
+# price book (found by the two-worker API tests).
+Pricing = Annotated[PricingService, Depends(pricing_service, scope="function")]
