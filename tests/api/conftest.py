@@ -10,7 +10,7 @@ import openstack.connection
 import pytest
 import yaml
 
-from stackyard.devcloud.access import Credentials
+from stackyard.devcloud.access import Credentials, cloud_entry
 from support.api_client import Api, Credential, auth_headers, wait_for_status
 from support.api_instances import (
     BROKEN,
@@ -23,7 +23,6 @@ from support.api_instances import (
 )
 from support.api_server import (
     ApiServer,
-    cloud_entry,
     create_api_key,
     free_port,
     run_stackyard,

@@ -16,12 +16,11 @@ import yaml
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from stackyard.devcloud.access import Credentials
+from stackyard.devcloud.access import Credentials, cloud_entry
 from support.api_client import BUILD_TIMEOUT, Api
 from support.api_instances import DEVCLOUD, FLAVOR, delete_server, unique
 from support.api_server import (
     ApiServer,
-    cloud_entry,
     create_api_key,
     server_environment,
     write_clouds_yaml,

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from uv import find_uv_bin
 
-from stackyard.devcloud.access import Credentials
+from stackyard.devcloud.access import Credentials, cloud_entry
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "stackyard-provider-static"
@@ -156,24 +156,7 @@ def serve_env(work: Path, creds: Credentials) -> dict[str, str]:
     The data dir holds the embedded SQLite database; inherited STACKYARD_* and OS_* variables are
     dropped so nothing from the calling shell picks another database or cloud.
     """
-    clouds = {
-        "clouds": {
-            "devcloud": {
-                "auth": {
-                    "auth_url": creds.auth_url,
-                    "username": creds.username,
-                    "password": creds.password,
-                    "project_name": creds.project_name,
-                    "user_domain_name": creds.user_domain_name,
-                    "project_domain_name": creds.project_domain_name,
-                },
-                "auth_type": "password",
-                "identity_api_version": 3,
-                "region_name": "RegionOne",
-                "interface": "public",
-            }
-        }
-    }
+    clouds = {"clouds": {"devcloud": cloud_entry(creds)}}
     settings = {
         "providers": {
             "clouds": ["devcloud"],

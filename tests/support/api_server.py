@@ -17,8 +17,6 @@ import httpx
 import pytest
 import yaml
 
-from stackyard.devcloud.access import Credentials
-
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0  # seconds until /healthz must answer
 STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
@@ -60,24 +58,6 @@ def server_environment(
         env["STACKYARD_DATABASE_URL"] = database_url
     env.update(extra or {})
     return env
-
-
-def cloud_entry(creds: Credentials) -> dict[str, object]:
-    """A clouds.yaml entry for password credentials."""
-    return {
-        "auth": {
-            "auth_url": creds.auth_url,
-            "username": creds.username,
-            "password": creds.password,
-            "project_name": creds.project_name,
-            "user_domain_name": creds.user_domain_name,
-            "project_domain_name": creds.project_domain_name,
-        },
-        "auth_type": "password",
-        "identity_api_version": 3,
-        "region_name": creds.region_name,
-        "interface": "public",
-    }
 
 
 def write_clouds_yaml(path: Path, clouds: Mapping[str, Mapping[str, object]]) -> Path:

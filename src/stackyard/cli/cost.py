@@ -33,6 +33,7 @@ from stackyard.db.engine import transaction
 from stackyard.errors import ValidationError
 from stackyard.pricing.models import (
     CostReport,
+    CostReportLine,
     Estimate,
     InstanceSize,
     PriceBook,
@@ -178,6 +179,20 @@ def _moment(raw: str, option: str, *, is_end: bool) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _report_line(line: CostReportLine) -> Row:
+    """One server of a report, as the table row and as the document's entry."""
+    return {
+        "instance_id": line.instance_id,
+        "name": line.name,
+        "flavor": line.flavor,
+        "state": line.state,
+        "hours": _text(line.hours),
+        "hourly": None if line.hourly is None else _text(line.hourly),
+        "cost": None if line.cost is None else _text(line.cost),
+        "unpriced": line.unpriced,
+    }
+
+
 def _report_document(report: CostReport, project_id: str, project: str) -> dict[str, object]:
     return {
         "project_id": project_id,
@@ -189,19 +204,7 @@ def _report_document(report: CostReport, project_id: str, project: str) -> dict[
         "price_book_version": report.price_book_version,
         "total": _text(report.total),
         "total_hours": _text(report.total_hours),
-        "servers": [
-            {
-                "instance_id": line.instance_id,
-                "name": line.name,
-                "flavor": line.flavor,
-                "state": line.state,
-                "hours": _text(line.hours),
-                "hourly": None if line.hourly is None else _text(line.hourly),
-                "cost": None if line.cost is None else _text(line.cost),
-                "unpriced": line.unpriced,
-            }
-            for line in report.lines
-        ],
+        "servers": [_report_line(line) for line in report.lines],
     }
 
 
@@ -247,19 +250,7 @@ def report(
                 f" in {price_region or 'any region'}: {result.currency},"
                 f" price book version {result.price_book_version}"
             )
-        rows: list[Row] = [
-            {
-                "name": line.name,
-                "instance_id": line.instance_id,
-                "flavor": line.flavor,
-                "state": line.state,
-                "hours": _text(line.hours),
-                "hourly": None if line.hourly is None else _text(line.hourly),
-                "cost": None if line.cost is None else _text(line.cost),
-                "unpriced": line.unpriced,
-            }
-            for line in result.lines
-        ]
+        rows: list[Row] = [_report_line(line) for line in result.lines]
         rows.append({"name": "total", "hours": _text(result.total_hours), "cost": _text(result.total)})
         emit_rows(rows, REPORT_COLUMNS, ctx.fmt, sys.stdout, ctx.out)
 

@@ -58,7 +58,8 @@ def env_exports(cloud: Devcloud, user: str = "admin") -> str:
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in values.items())
 
 
-def _cloud_entry(creds: Credentials) -> dict[str, object]:
+def cloud_entry(creds: Credentials) -> dict[str, object]:
+    """A clouds.yaml entry for one user's password credentials."""
     return {
         "auth": {
             "auth_url": creds.auth_url,
@@ -78,8 +79,8 @@ def _cloud_entry(creds: Credentials) -> dict[str, object]:
 def clouds_yaml(cloud: Devcloud) -> str:
     document = {
         "clouds": {
-            "devcloud": _cloud_entry(credentials(cloud, "admin")),
-            "devcloud-demo": _cloud_entry(credentials(cloud, "demo")),
+            "devcloud": cloud_entry(credentials(cloud, "admin")),
+            "devcloud-demo": cloud_entry(credentials(cloud, "demo")),
         }
     }
     return yaml.safe_dump(document, sort_keys=False)
