@@ -65,6 +65,7 @@ def scope_of(principal: Principal) -> Scope:
         project_id=None if is_admin else principal.project_id,
         is_admin=is_admin,
         token=principal.keystone_token,
+        token_project_id=principal.project_id if principal.keystone_token else None,
     )
 
 

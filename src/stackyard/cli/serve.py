@@ -62,11 +62,12 @@ def serve(
         sessions = open_database(settings)
         if settings.price_book_file is not None:
             seed_price_book(sessions, settings.price_book_file, ctx)
-        if needs_devcloud(settings) and start_devcloud:
+        uses_devcloud = needs_devcloud(settings)
+        if uses_devcloud and start_devcloud:
             cloud = Devcloud(Layout(default_root()), report=lambda msg: ctx.err.print(f"devcloud: {msg}"))
             cloud.up(UpOptions(ALL))
         # Build the state once here, so a bad provider or plugin is a one-line error, not a worker crash.
-        devcloud = devcloud_cloud_settings() if needs_devcloud(settings) else None
+        devcloud = devcloud_cloud_settings() if uses_devcloud else None
         build_state(settings, devcloud=devcloud).close()
         metrics_dir = None
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):

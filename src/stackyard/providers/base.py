@@ -27,11 +27,14 @@ class Scope:
 
     `token` is the caller's own Keystone token when they authenticated with Keystone; a provider
     that can act with it does, so the cloud's own policy applies. It is a secret: never log it.
+    `token_project_id` is the project that token is scoped to (an admin's too, whose `project_id`
+    is None).
     """
 
     project_id: str | None
     is_admin: bool = False
     token: str | None = field(default=None, repr=False)
+    token_project_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from stackyard.cloud.connect import (
     open_token_connection,
     verify_auth,
 )
-from stackyard.cloud.identity import KeystoneIdentity
 from stackyard.cloud.models import Flavor, Image, Instance, Region
 from stackyard.cloud.ratelimit import RateLimiter
 from stackyard.cloud.retry import RetryEvent, RetryPolicy
@@ -106,8 +105,6 @@ class OpenStackProvider:
         self._token_connections = _Expiring(runtime.clock, _TOKEN_CONNECTIONS, _TOKEN_CONNECTION_TTL)
         self._external = _Expiring(runtime.clock, 64, _EXTERNAL_TTL)
         self._default_region: tuple[str | None] | None = None
-        self._identity: KeystoneIdentity | None = None
-        self._identity_lock = threading.Lock()
         self._regions_seen: set[str] = set()  # region names the configuration accepted
 
     @property
@@ -151,11 +148,9 @@ class OpenStackProvider:
             key = (hashlib.sha256(scope.token.encode()).hexdigest(), f"{region}|{scope.project_id}")
             conn = self._token_connections.get(key)
             if conn is None:
-                project_id = scope.project_id
-                if project_id is None:
-                    # An admin's scope names no project (it sees them all), but the token must still be
-                    # exchanged for one scoped to a project: an unscoped token has no service catalog.
-                    project_id = self._token_project(scope.token)
+                # An admin's scope names no project (it sees them all), but the token must still be
+                # exchanged for one scoped to a project: an unscoped token has no service catalog.
+                project_id = scope.project_id or scope.token_project_id
                 conn = open_token_connection(self._sources.resolve_target(target), scope.token, project_id)
                 for old in self._token_connections.put(key, conn):
                     old.close()  # type: ignore[attr-defined]
@@ -171,18 +166,6 @@ class OpenStackProvider:
             on_event=runtime.on_event,
             on_call=runtime.on_call,
         )
-
-    def _token_project(self, token: str) -> str | None:
-        """The project a caller's Keystone token is scoped to, as Keystone says (one call per new token
-        connection; those are cached)."""
-        with self._identity_lock:
-            if self._identity is None:
-                auth_url, verify = self.identity_endpoint()
-                self._identity = KeystoneIdentity(
-                    auth_url, verify=verify, timeout=self._sources.request_timeout
-                )
-            identity = self._identity
-        return identity.validate(token).project_id
 
     def _gateway(self, scope: Scope | None, region: str | None) -> ComputeGateway:
         return ComputeGateway(self._session(scope, region), self._runtime.clock)
@@ -341,5 +324,3 @@ class OpenStackProvider:
 
     def close(self) -> None:
         self._pool.close()
-        if self._identity is not None:
-            self._identity.close()
