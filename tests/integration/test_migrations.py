@@ -11,14 +11,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
 import stackyard.auth.orm
+import stackyard.jobs.orm
 import stackyard.pricing.orm
+import stackyard.quotas.orm
 from stackyard.db.base import Base
 from stackyard.db.engine import make_engine
 from stackyard.db.migrate import current_revision, downgrade, head_revision, upgrade
 from support.postgres import temporary_database
 
 # Imported for their tables on Base.metadata.
-assert stackyard.auth.orm and stackyard.pricing.orm
+assert stackyard.auth.orm and stackyard.pricing.orm and stackyard.jobs.orm and stackyard.quotas.orm
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
