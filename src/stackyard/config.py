@@ -14,10 +14,24 @@ Built in entry points only, never at import time. Example file:
     database: {url: postgresql+psycopg://stackyard@db/stackyard}
     api: {secret_key: ..., token_ttl: 3600, rate_limit: 600, cors_origins: [], keystone_cloud: prod}
     pricing: {price_book: /etc/stackyard/prices.yaml}
+    quotas:
+      cloud: prod                               # provider whose admin credentials manage student projects
+      domain: default                           # Keystone domain of student projects and users
+      project_pattern: "stu-{student_number}"
+      create_users: false                       # also create a Keystone user with the member role
+      member_role: member
+      enrollment_grace_days: 14                 # an enrollment expires this long after its course ends
+      reduction_grace_days: 7                   # a cut blocked by usage waits this long before reclamation
+      caps: {compute: {cores: 64}}              # never exceeded, whatever the courses add up to
+      reclamation: {notify_url: null, stop: true, snapshot: false, delete: true}
+      concurrency: 8                            # projects reconciled at once
+      apply_timeout: 10                         # seconds an API call waits for the cloud before a 202
+      scheduler_interval: 300                   # seconds between expiry and pending-cut checks in `serve`
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +73,25 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class QuotaSettings:
+    """How student projects are managed; `caps` and `reclamation` stay documents here and are parsed
+    by the quotas slice, which owns their vocabulary."""
+
+    cloud: str | None = None  # None: the provider that authenticates API callers
+    domain: str = "default"
+    project_pattern: str = "stu-{student_number}"
+    create_users: bool = False
+    member_role: str = "member"
+    enrollment_grace_days: int = 14
+    reduction_grace_days: int = 7
+    caps: Mapping[str, object] = field(default_factory=dict)
+    reclamation: Mapping[str, object] = field(default_factory=dict)
+    concurrency: int = 8
+    apply_timeout: float = 10.0
+    scheduler_interval: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     config_file: Path | None = None
     openstack_provider: Mapping[str, object] | None = None
@@ -71,6 +104,7 @@ class Settings:
     plugin_providers: tuple[PluginProvider, ...] = ()
     api: ApiSettings = field(default_factory=ApiSettings)
     price_book_file: Path | None = None
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -105,7 +139,17 @@ def _section(document: Mapping[str, object], key: str) -> Mapping[str, object]:
 
 def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], path: Path | None) -> Settings:
     """Validate a loaded YAML document and apply STACKYARD_* overrides; errors name the field."""
-    known = {"providers", "retry", "rate_limits", "request_timeout", "database", "api", "pricing", "data_dir"}
+    known = {
+        "providers",
+        "retry",
+        "rate_limits",
+        "request_timeout",
+        "database",
+        "api",
+        "pricing",
+        "data_dir",
+        "quotas",
+    }
     for key in document:
         if key not in known:
             raise ValidationError(str(key), f"unknown setting; known: {', '.join(sorted(known))}")
@@ -161,6 +205,77 @@ def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], p
         plugin_providers=_plugins(providers.get("plugins")),
         api=_api(_section(document, "api"), environ),
         price_book_file=Path(str(price_book)).expanduser() if price_book else None,
+        quotas=_quotas(_section(document, "quotas")),
+    )
+
+
+def _quotas(section: Mapping[str, object]) -> QuotaSettings:
+    defaults = QuotaSettings()
+    unknown = set(section) - {f.name for f in dataclasses.fields(QuotaSettings)}
+    if unknown:
+        raise ValidationError(f"quotas.{sorted(unknown)[0]}", "unknown quotas setting")
+
+    def text(key: str, default: str) -> str:
+        value = section.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise ValidationError(f"quotas.{key}", "expected a non-empty string")
+        return value
+
+    def mapping(key: str) -> Mapping[str, object]:
+        value = section.get(key) or {}
+        if not isinstance(value, Mapping):
+            raise ValidationError(f"quotas.{key}", "expected a mapping")
+        return dict(value)
+
+    pattern = text("project_pattern", defaults.project_pattern)
+    if "{student_number}" not in pattern:
+        raise ValidationError("quotas.project_pattern", "must contain {student_number}")
+    cloud = section.get("cloud")
+    if cloud is not None and not isinstance(cloud, str):
+        raise ValidationError("quotas.cloud", "expected a provider name")
+    create_users = section.get("create_users", defaults.create_users)
+    if not isinstance(create_users, bool):
+        raise ValidationError("quotas.create_users", "expected true or false")
+    return QuotaSettings(
+        cloud=cloud,
+        domain=text("domain", defaults.domain),
+        project_pattern=pattern,
+        create_users=create_users,
+        member_role=text("member_role", defaults.member_role),
+        enrollment_grace_days=int(
+            _number(
+                section.get("enrollment_grace_days", defaults.enrollment_grace_days),
+                "quotas.enrollment_grace_days",
+                minimum=0,
+                integer=True,
+            )
+        ),
+        reduction_grace_days=int(
+            _number(
+                section.get("reduction_grace_days", defaults.reduction_grace_days),
+                "quotas.reduction_grace_days",
+                minimum=0,
+                integer=True,
+            )
+        ),
+        caps=mapping("caps"),
+        reclamation=mapping("reclamation"),
+        concurrency=int(
+            _number(
+                section.get("concurrency", defaults.concurrency),
+                "quotas.concurrency",
+                minimum=1,
+                integer=True,
+            )
+        ),
+        apply_timeout=_number(
+            section.get("apply_timeout", defaults.apply_timeout), "quotas.apply_timeout", minimum=0
+        ),
+        scheduler_interval=_number(
+            section.get("scheduler_interval", defaults.scheduler_interval),
+            "quotas.scheduler_interval",
+            minimum=1,
+        ),
     )
 
 

@@ -167,6 +167,23 @@ class OpenStackProvider:
             on_call=runtime.on_call,
         )
 
+    def service_session(
+        self, region: str | None = None, *, policy: RetryPolicy | None = None
+    ) -> CloudSession:
+        """A session with the provider's own credentials (for stackyard's own work, such as managing
+        student projects); `policy` replaces the retry policy, e.g. a short one for a caller waiting."""
+        self._check_region(region)
+        runtime = self._runtime
+        return open_session(
+            self._pool.get(CloudTarget(cloud=self._cloud, region=region)),
+            name=self._name,
+            policy=policy or runtime.policy,
+            clock=runtime.clock,
+            limiter=runtime.limiter,
+            on_event=runtime.on_event,
+            on_call=runtime.on_call,
+        )
+
     def _gateway(self, scope: Scope | None, region: str | None) -> ComputeGateway:
         return ComputeGateway(self._session(scope, region), self._runtime.clock)
 

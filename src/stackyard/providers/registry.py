@@ -120,3 +120,29 @@ def build_providers(
         sources = CloudSources(explicit=devcloud, environ={}, request_timeout=settings.request_timeout)
         add(OpenStackProvider(DEVCLOUD_PROVIDER, cloud=None, sources=sources, runtime=runtime), "devcloud")
     return providers
+
+
+def identity_provider(settings: Settings, providers: Mapping[str, Provider]) -> OpenStackProvider:
+    """The provider whose Keystone authenticates API callers: `api.keystone_cloud`, else the first."""
+    wanted = settings.api.keystone_cloud
+    if wanted is not None:
+        chosen = providers.get(wanted)
+        if not isinstance(chosen, OpenStackProvider):
+            raise ConfigError(f"api.keystone_cloud: {wanted!r} is not a configured OpenStack provider")
+        return chosen
+    for name in sorted(providers):
+        provider = providers[name]
+        if isinstance(provider, OpenStackProvider):
+            return provider
+    raise ConfigError(
+        "no OpenStack provider is configured, so there is no Keystone to authenticate API callers against"
+    )
+
+
+def quota_provider(settings: Settings, providers: Mapping[str, Provider]) -> OpenStackProvider:
+    """Student projects live in `quotas.cloud` (default: the cloud that authenticates API callers)."""
+    wanted = settings.quotas.cloud
+    chosen = providers.get(wanted) if wanted is not None else identity_provider(settings, providers)
+    if not isinstance(chosen, OpenStackProvider):
+        raise ConfigError(f"quotas.cloud: {wanted!r} is not a configured OpenStack provider")
+    return chosen
