@@ -66,7 +66,15 @@ def api(
         directory / "clouds.yaml", {DEVCLOUD: cloud_entry(admin_credentials), BROKEN: cloud_entry(dead)}
     )
     config = directory / "stackyard.yaml"
-    config.write_text(yaml.safe_dump({"api": {"keystone_cloud": DEVCLOUD, "rate_limit": 100000}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "api": {"keystone_cloud": DEVCLOUD, "rate_limit": 100000},
+                # Student projects of the API tests are named apit-<number>; quotas.cloud is the devcloud.
+                "quotas": {"project_pattern": "apit-{student_number}", "apply_timeout": 30},
+            }
+        )
+    )
     env = server_environment(
         data_dir=directory / "data",
         config_file=config,

@@ -15,7 +15,7 @@ from starlette.routing import Match
 from stackyard import __version__
 from stackyard.api.errors import install_error_handlers, internal_error_response
 from stackyard.api.requestctx import REQUEST_ID_HEADER, new_request_id, set_request_id
-from stackyard.api.routes import auth, health, instances, pricing, providers
+from stackyard.api.routes import auth, courses, health, instances, jobs, pricing, providers, quota, students
 from stackyard.api.schemas import ErrorBody
 from stackyard.api.state import AppState
 
@@ -59,6 +59,7 @@ def create_app(state: AppState) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.start_background()
         yield
         state.close()
 
@@ -118,6 +119,15 @@ def create_app(state: AppState) -> FastAPI:
             expose_headers=[REQUEST_ID_HEADER, "Location"],
         )
     app.include_router(health.router, responses={500: _ERROR_RESPONSES[500]})
-    for router in (auth.router, providers.router, instances.router, pricing.router):
+    for router in (
+        auth.router,
+        providers.router,
+        instances.router,
+        pricing.router,
+        students.router,
+        courses.router,
+        quota.router,
+        jobs.router,
+    ):
         app.include_router(router, responses=_ERROR_RESPONSES)
     return app

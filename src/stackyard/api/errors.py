@@ -30,6 +30,7 @@ from stackyard.errors import (
     Unavailable,
     ValidationError,
 )
+from stackyard.quotas.roster import RosterError
 
 _LOG = logging.getLogger(__name__)
 
@@ -74,6 +75,11 @@ def status_of(exc: StackyardError) -> tuple[int, str]:
 
 
 def _details(exc: StackyardError) -> dict[str, object]:
+    if isinstance(exc, RosterError):
+        return {
+            "field": exc.field,
+            "rows": [{"line": e.line, "field": e.field, "message": e.message} for e in exc.errors],
+        }
     if isinstance(exc, ValidationError):
         return {"field": exc.field}
     if isinstance(exc, CloudError):

@@ -12,7 +12,10 @@ from stackyard.auth.ratelimit import RequestRateLimiter
 from stackyard.auth.service import AuthService
 from stackyard.cloud.clock import Clock
 from stackyard.config import Settings
+from stackyard.errors import ConfigError
+from stackyard.jobs.runner import JobRunner, Periodic
 from stackyard.providers.base import Provider
+from stackyard.quotas.runtime import QuotaRuntime
 
 
 @dataclass
@@ -26,8 +29,26 @@ class AppState:
     limiter: RequestRateLimiter
     metrics: Metrics
     clock: Clock
+    runner: JobRunner
+    quota_runtime: QuotaRuntime | None = None
+    periodic: tuple[Periodic, ...] = ()
+
+    @property
+    def quotas(self) -> QuotaRuntime:
+        if self.quota_runtime is None:
+            raise ConfigError("quotas by enrollment need an OpenStack provider (quotas.cloud)")
+        return self.quota_runtime
+
+    def start_background(self) -> None:
+        """The job runner and periodic rounds; started by the app's lifespan, never by building state."""
+        self.runner.start()
+        for task in self.periodic:
+            task.start()
 
     def close(self) -> None:
+        for task in self.periodic:
+            task.stop()
+        self.runner.stop()
         for provider in self.providers.values():
             provider.close()
 

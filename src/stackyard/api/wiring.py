@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
 from stackyard.api.app import create_app
 from stackyard.api.logs import configure_logging
@@ -21,28 +22,36 @@ from stackyard.cloud.retry import RetryPolicy
 from stackyard.cloud.settings import CloudSettings
 from stackyard.config import Settings, load_settings
 from stackyard.db.engine import make_engine, session_factory
-from stackyard.errors import ConfigError
+from stackyard.jobs.runner import JobRunner, Periodic, default_owner
 from stackyard.providers.base import Provider
-from stackyard.providers.openstack import CloudRuntime, OpenStackProvider
-from stackyard.providers.registry import build_providers, devcloud_cloud_settings, needs_devcloud
+from stackyard.providers.openstack import CloudRuntime
+from stackyard.providers.registry import (
+    build_providers,
+    devcloud_cloud_settings,
+    identity_provider,
+    needs_devcloud,
+    quota_provider,
+)
+from stackyard.quotas.policy import QuotaPolicy
+from stackyard.quotas.runtime import QuotaRuntime, build_quota_runtime
 
 _KEYSTONE_CACHE_ENTRIES = 10_000
 
 
-def _identity_provider(settings: Settings, providers: dict[str, Provider]) -> OpenStackProvider:
-    """The provider whose Keystone authenticates API callers: `api.keystone_cloud`, else the first."""
-    wanted = settings.api.keystone_cloud
-    if wanted is not None:
-        chosen = providers.get(wanted)
-        if not isinstance(chosen, OpenStackProvider):
-            raise ConfigError(f"api.keystone_cloud: {wanted!r} is not a configured OpenStack provider")
-        return chosen
-    for name in sorted(providers):
-        provider = providers[name]
-        if isinstance(provider, OpenStackProvider):
-            return provider
-    raise ConfigError(
-        "no OpenStack provider is configured, so there is no Keystone to authenticate API callers against"
+def _quota_runtime(
+    settings: Settings, providers: dict[str, Provider], sessions: sessionmaker[Session]
+) -> QuotaRuntime:
+    provider = quota_provider(settings, providers)
+    policy = QuotaPolicy.from_settings(settings.quotas)
+    # A caller waiting on an enrollment gets an answer within about apply_timeout seconds; the job
+    # carries on under the full policy if the cloud did not answer in time.
+    waiting = RetryPolicy(attempts=2, initial=0.5, cap=2.0, deadline=max(1.0, policy.apply_timeout))
+    return build_quota_runtime(
+        sessions,
+        provider.service_session(),
+        policy,
+        inline_cloud=provider.service_session(policy=waiting),
+        owner=default_owner(),
     )
 
 
@@ -57,8 +66,11 @@ def build_state(settings: Settings, *, devcloud: CloudSettings | None = None) ->
         on_event=metrics.observe_retry,
     )
     providers = build_providers(settings, runtime, devcloud=devcloud)
-    auth_url, verify = _identity_provider(settings, providers).identity_endpoint()
+    auth_url, verify = identity_provider(settings, providers).identity_endpoint()
     sessions = session_factory(make_engine(settings.effective_database_url))
+    quota_runtime = _quota_runtime(settings, providers, sessions)
+    runner = JobRunner(sessions, quota_runtime.tasks.handlers(), owner=default_owner())
+    periodic = (Periodic("quota-round", settings.quotas.scheduler_interval, quota_runtime.tasks.run_round),)
     secret = settings.api.secret_key or load_or_create_secret(settings.data_dir.expanduser() / "secret_key")
     auth = AuthService(
         identity=KeystoneIdentity(auth_url, verify=verify, timeout=settings.request_timeout),
@@ -76,6 +88,9 @@ def build_state(settings: Settings, *, devcloud: CloudSettings | None = None) ->
         limiter=RequestRateLimiter(settings.api.rate_limit, clock),
         metrics=metrics,
         clock=clock,
+        runner=runner,
+        quota_runtime=quota_runtime,
+        periodic=periodic,
     )
 
 
