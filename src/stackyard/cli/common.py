@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import sys
 from collections.abc import Iterator
@@ -56,3 +57,11 @@ def boundary(ctx: CommandContext) -> Iterator[None]:
     except KeyboardInterrupt:
         ctx.err.print("interrupted")
         sys.exit(130)
+
+
+def local_actor() -> str:
+    """Who runs a command, for audit logs and jobs."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name for this uid (a bare container)
+        return "cli"

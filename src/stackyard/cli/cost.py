@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from stackyard.cli.common import (
     RegionOption,
     boundary,
     context,
+    local_actor,
 )
 from stackyard.cli.factory import cloud_session, open_database
 from stackyard.cli.render import OutputFormat, Row, emit_one, emit_rows
@@ -273,13 +273,6 @@ def read_document(path: Path) -> Mapping[str, object]:
     return document
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no login name for this uid (a bare container)
-        return "cli"
-
-
 def _summary_row(summary: PriceBookSummary) -> Row:
     return {
         "version": summary.version,
@@ -303,7 +296,7 @@ def pricebook_import(
         document = read_document(file)
         with transaction(_database()) as db:
             pricing = PricingService(db)
-            book = pricing.import_price_book(document, comment=comment, actor=_actor())
+            book = pricing.import_price_book(document, comment=comment, actor=local_actor())
             summary = pricing.summary(book.version)
         ctx.err.print(f"imported {file} as price book version {book.version}")
         emit_one({**_summary_row(summary), "regions": sorted(book.regions)}, ctx.fmt, sys.stdout, ctx.out)

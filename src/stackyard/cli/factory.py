@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from stackyard.cli.common import CommandContext
@@ -17,6 +19,16 @@ from stackyard.config import Settings, load_settings
 from stackyard.db.engine import make_engine, redacted_url, session_factory
 from stackyard.db.migrate import is_up_to_date, upgrade
 from stackyard.errors import ConfigError
+from stackyard.jobs.runner import JobRunner
+from stackyard.providers.openstack import CloudRuntime
+from stackyard.providers.registry import (
+    build_providers,
+    devcloud_cloud_settings,
+    needs_devcloud,
+    quota_provider,
+)
+from stackyard.quotas.policy import QuotaPolicy
+from stackyard.quotas.runtime import QuotaRuntime, build_quota_runtime
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -60,3 +72,33 @@ def open_database(settings: Settings) -> sessionmaker[Session]:
             " revision; run `stackyard db upgrade`"
         )
     return session_factory(engine)
+
+
+@dataclass(frozen=True)
+class QuotaCommands:
+    """What the quota commands need: the database, the quota slice on its cloud, and a job runner that
+    runs the jobs a command queues in the command's own process."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    runtime: QuotaRuntime
+    runner: JobRunner
+    policy: QuotaPolicy
+
+
+def quota_commands() -> QuotaCommands:
+    """The same cloud the API uses for student projects (`quotas.cloud`, else the identity provider;
+    the local devcloud on the embedded default), with the provider's own credentials."""
+    settings = load_settings()
+    sessions = open_database(settings)
+    clock = SystemClock()
+    runtime = CloudRuntime(
+        policy=retry_policy(settings),
+        clock=clock,
+        limiter=RateLimiter(settings.rate_limits, clock=clock) if settings.rate_limits else None,
+    )
+    devcloud = devcloud_cloud_settings() if needs_devcloud(settings) else None
+    providers = build_providers(settings, runtime, devcloud=devcloud)
+    policy = QuotaPolicy.from_settings(settings.quotas)
+    quotas = build_quota_runtime(sessions, quota_provider(settings, providers).service_session(), policy)
+    return QuotaCommands(settings, sessions, quotas, JobRunner(sessions, quotas.tasks.handlers()), policy)

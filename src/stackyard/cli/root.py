@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from stackyard.cli import apikeys, catalog, config, cost, db, devcloud, instances, providers, serve
+from stackyard.cli import (
+    apikeys,
+    catalog,
+    config,
+    cost,
+    db,
+    devcloud,
+    enrollment,
+    instances,
+    providers,
+    quotas,
+    serve,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Operate OpenStack clouds for others.")
 app.add_typer(apikeys.app, name="apikeys")
@@ -19,6 +31,13 @@ app.add_typer(catalog.images_app, name="images")
 app.add_typer(catalog.keypairs_app, name="keypairs")
 app.add_typer(cost.cost_app, name="cost")
 app.add_typer(cost.pricebook_app, name="pricebook")
+app.add_typer(enrollment.students_app, name="students")
+app.add_typer(enrollment.courses_app, name="courses")
+app.add_typer(enrollment.enrollments_app, name="enrollments")
+app.add_typer(enrollment.profiles_app, name="profiles")
+app.add_typer(quotas.quotas_app, name="quotas")
+app.add_typer(quotas.import_app, name="import")
+app.add_typer(quotas.jobs_app, name="jobs")
 app.command("serve")(serve.serve)
 
 
