@@ -24,7 +24,7 @@ Built in entry points only, never at import time. Example file:
       reduction_grace_days: 7                   # a cut blocked by usage waits this long before reclamation
       caps: {compute: {cores: 64}}              # never exceeded, whatever the courses add up to
       reclamation: {notify_url: null, stop: true, snapshot: false, delete: true}
-      concurrency: 8                            # projects reconciled at once
+      concurrency: 4                            # projects reconciled at once
       apply_timeout: 10                         # seconds an API call waits for the cloud before a 202
       scheduler_interval: 300                   # seconds between expiry and pending-cut checks in `serve`
 """
@@ -86,7 +86,7 @@ class QuotaSettings:
     reduction_grace_days: int = 7
     caps: Mapping[str, object] = field(default_factory=dict)
     reclamation: Mapping[str, object] = field(default_factory=dict)
-    concurrency: int = 8
+    concurrency: int = 4
     apply_timeout: float = 10.0
     scheduler_interval: float = 300.0
 

@@ -130,7 +130,15 @@ def test_enroll_and_drop_change_the_live_quota(
     assert limits(admin, student["keystone_project_id"]) == baseline
 
     events = admin.get("/api/v1/audit", params={"studentId": student["id"]}).json()["items"]
-    assert {e["reason"] for e in events if e["action"] == "quota.set"} >= {"enroll", "drop"}
+    writes = [e for e in events if e["action"] == "quota.set"]
+    assert {e["reason"] for e in writes} >= {"enroll", "drop"}
+    assert all(e["request_ids"] and e["outcome"] == "applied" for e in writes), writes  # the cloud's ids
+
+    reclaim = admin.post(f"/api/v1/students/{student['id']}/reclaim", json={"dry_run": True})
+    assert reclaim.status_code == 202, reclaim.text
+    job = wait_job(admin, reclaim.headers["location"])
+    assert job["state"] == "succeeded" and job["result"]["dry_run"] is True  # type: ignore[index]
+    assert job["result"]["steps"] == []  # type: ignore[index]  # it holds nothing beyond its quota
 
 
 def test_bad_enrollments_are_refused_with_the_reason(
@@ -179,7 +187,10 @@ def test_bad_values_name_the_field(admin: httpx.Client, lab_profile: str) -> Non
     assert admin.get("/api/v1/profiles/broken").status_code == 404  # nothing was stored
 
     email = error_of(
-        admin.post("/api/v1/students", json={"student_number": unique("s"), "name": "x", "email": "not-an-email"}), 422
+        admin.post(
+            "/api/v1/students", json={"student_number": unique("s"), "name": "x", "email": "not-an-email"}
+        ),
+        422,
     )
     assert email["details"] == {"field": "email"}
     dates = error_of(
@@ -313,6 +324,10 @@ def test_bulk_reconciliation_plans_then_applies(
         j["id"] == run["id"]
         for j in admin.get("/api/v1/jobs", params={"kind": "quota.reconcile"}).json()["items"]
     )
+    assert run["id"] in {r["id"] for r in admin.get("/api/v1/reconciliation/runs").json()}
+    finished = admin.post(f"/api/v1/jobs/{run['id']}/cancel")
+    assert finished.status_code == 200 and finished.json()["state"] == "succeeded"  # too late: unchanged
+    error_of(admin.post(f"/api/v1/jobs/{uuid.uuid4()}/cancel"), 404)
 
 
 def test_apply_profile_writes_a_project_directly(

@@ -28,6 +28,7 @@ from support.api_server import (
 
 pytestmark = pytest.mark.devcloud
 
+FUZZ_PROJECTS = "fuzz-"
 MAX_EXAMPLES = 15  # per operation and phase: enough to find server errors, bounded in time
 REQUEST_TIMEOUT = 120
 EXAMPLE_PRICE_BOOK = Path(__file__).resolve().parents[2] / "examples" / "pricebook.yaml"
@@ -38,7 +39,15 @@ def fuzzed_api(admin_credentials: Credentials, tmp_path_factory: pytest.TempPath
     directory = tmp_path_factory.mktemp("fuzzed-api")
     clouds = write_clouds_yaml(directory / "clouds.yaml", {DEVCLOUD: cloud_entry(admin_credentials)})
     config = directory / "stackyard.yaml"
-    config.write_text(yaml.safe_dump({"api": {"keystone_cloud": DEVCLOUD, "rate_limit": 0}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "api": {"keystone_cloud": DEVCLOUD, "rate_limit": 0},
+                # Students the fuzzer registers get projects named fuzz-<number>, deleted afterwards.
+                "quotas": {"project_pattern": f"{FUZZ_PROJECTS}{{student_number}}"},
+            }
+        )
+    )
     env = server_environment(
         data_dir=directory / "data",
         config_file=config,
@@ -125,6 +134,15 @@ def created_servers(admin_conn: openstack.connection.Connection) -> Iterator[lis
         delete_server(admin_conn, server_id)
 
 
+@pytest.fixture(scope="module")
+def fuzzed_projects(admin_conn: openstack.connection.Connection) -> Iterator[None]:
+    """Projects of students the fuzzer registered: deleted after."""
+    yield
+    for project in admin_conn.identity.projects():
+        if project.name.startswith(FUZZ_PROJECTS):
+            admin_conn.identity.delete_project(project.id)
+
+
 @pytest.fixture(autouse=True)
 def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
     # Compatibility shim: schemathesis' lazy schemas read and rename `request.node._nodeid`, which
@@ -138,7 +156,7 @@ schema = schemathesis.pytest.from_fixture("fuzzed_schema")
 
 @schema.parametrize()
 def test_no_server_errors_and_responses_match_the_spec(
-    case: schemathesis.Case, fuzzed_api: Api, created_servers: list[str]
+    case: schemathesis.Case, fuzzed_api: Api, created_servers: list[str], fuzzed_projects: None
 ) -> None:
     response = case.call(timeout=REQUEST_TIMEOUT)
     if case.method == "POST" and case.path.endswith("/instances") and response.status_code == 202:

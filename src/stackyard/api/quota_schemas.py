@@ -322,6 +322,10 @@ class ReconcileCreate(BaseModel):
     )
 
 
+class ReclaimCreate(BaseModel):
+    dry_run: bool = True
+
+
 class AuditRead(BaseModel):
     id: int
     at: datetime

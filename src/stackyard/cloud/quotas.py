@@ -12,13 +12,19 @@ from requests import Response
 
 from stackyard.cloud.session import CloudSession
 
-__all__ = ["QuotaGateway", "QuotaReading", "QuotaService"]
+__all__ = ["QuotaGateway", "QuotaReading", "QuotaService", "QuotaWrite"]
 
 
 class QuotaService(StrEnum):
     COMPUTE = "compute"
     BLOCK_STORAGE = "block_storage"
     NETWORK = "network"
+
+
+@dataclass(frozen=True)
+class QuotaWrite:
+    limits: dict[str, int]  # what the service answered with
+    request_id: str | None  # the service's request id, for the audit log
 
 
 @dataclass(frozen=True)
@@ -94,9 +100,8 @@ class QuotaGateway:
         # Neutron calls usage "used", Nova and Cinder "in_use".
         return _reading(section, used_key="used" if service is QuotaService.NETWORK else "in_use")
 
-    def write(self, service: QuotaService, project_id: str, values: Mapping[str, int]) -> dict[str, int]:
-        """One PUT with only these keys (absolute values: repeating it is harmless); returns the limits
-        the service answered with.
+    def write(self, service: QuotaService, project_id: str, values: Mapping[str, int]) -> QuotaWrite:
+        """One PUT with only these keys (absolute values: repeating it is harmless).
 
         NOTE: Nova and Cinder refuse a limit below what the project uses (400); Neutron accepts it.
         The planner above never asks for one.
@@ -104,13 +109,17 @@ class QuotaGateway:
         adapter = self._adapter(service)
         wrapper = "quota" if service is QuotaService.NETWORK else "quota_set"
         path = self._path(service, project_id, usage=False)
-        body = self._session.call(
-            service.value,
-            "write quota",
-            lambda: _checked(adapter.put(path, json={wrapper: dict(values)})),
-            idempotent=True,
-        )
-        return _reading(body.get(wrapper), used_key="used").limits
+
+        def put() -> tuple[dict[str, object], str | None]:
+            response = adapter.put(path, json={wrapper: dict(values)})
+            body = _checked(response)
+            request_id = response.headers.get("x-openstack-request-id") or response.headers.get(
+                "x-compute-request-id"
+            )
+            return body, request_id
+
+        body, request_id = self._session.call(service.value, "write quota", put, idempotent=True)
+        return QuotaWrite(_reading(body.get(wrapper), used_key="used").limits, request_id)
 
     def network_limits_of_all_projects(self) -> dict[str, dict[str, int]]:
         """Neutron's limits of every project that has non-default ones, in one call (GET /v2.0/quotas)."""

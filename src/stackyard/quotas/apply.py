@@ -256,7 +256,7 @@ class QuotaApplier:
             before = {r.key: current.get(r, UNLIMITED) for r in values}
             after = {r.key: v for r, v in values.items()}
             try:
-                self._quotas.write(QuotaService(service.value), project_id, after)
+                written = self._quotas.write(QuotaService(service.value), project_id, after)
             except CloudError as exc:
                 self._audit(
                     student_id,
@@ -285,6 +285,7 @@ class QuotaApplier:
                 before=before,
                 after=after,
                 detail="drift corrected" if any(r in drift for r in values) else None,
+                request_ids=[written.request_id] if written.request_id else [],
             )
 
     def read_current(self, project_id: str) -> dict[Service, QuotaReading]:

@@ -42,7 +42,7 @@ class QuotaPolicy:
     reduction_grace: timedelta = timedelta(days=7)
     caps: QuotaValues = field(default_factory=dict)
     reclamation: ReclaimPolicy = field(default_factory=ReclaimPolicy)
-    concurrency: int = 8
+    concurrency: int = 4
     apply_timeout: float = 10.0
 
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from stackyard.api.deps import AdminPrincipal, CurrentPrincipal, State
 from stackyard.api.quota_schemas import (
@@ -15,6 +15,7 @@ from stackyard.api.quota_schemas import (
     EnrollmentRead,
     JobRead,
     PendingCutRead,
+    ReclaimCreate,
     StudentChange,
     StudentCreate,
     StudentList,
@@ -240,3 +241,26 @@ def student_quota(
         profiles=[{"course_id": c, "profile": p, "version": v} for c, p, v in quota.profiles],
         pending=[PendingCutRead.of(cut) for cut in quota.pending],
     )
+
+
+@router.post("/api/v1/students/{student_id}/reclaim", response_model=JobRead, status_code=202)
+def reclaim(
+    student_id: StudentId,
+    state: State,
+    admin: AdminPrincipal,
+    response: Response,
+    body: Annotated[ReclaimCreate, Body()] = ReclaimCreate(),  # noqa: B008 - a constant default body
+) -> JobRead:
+    """Run the reclamation policy now (a job): with `dry_run` (the default) the job's result lists the
+    steps it would take — notify, stop, snapshot, delete, newest first — and nothing is touched."""
+    with transaction(state.sessions) as session:
+        service = EnrollmentService(session, state.quotas.policy, now=utcnow(), actor=admin.subject)
+        service.student(student_id)
+    job = state.runner.submit(
+        quota_service.RECLAIM_JOB,
+        {"student_id": student_id, "reason": "reclaim", "actor": admin.subject, "dry_run": body.dry_run},
+        subject=student_id,
+        created_by=admin.subject,
+    )
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return JobRead.of(job)
