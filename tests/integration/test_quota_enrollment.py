@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import openstack.connection
@@ -473,3 +473,36 @@ def test_an_unavailable_cloud_delays_the_quota_but_never_loses_it(
             time.sleep(0.2)
         cloud.close()
     assert world.limits(student_id) == expected(1)
+
+
+def test_a_cut_pending_past_the_grace_period_runs_reclamation_once(
+    world: World,
+    sessions: sessionmaker[Session],
+    policy: QuotaPolicy,
+    admin_credentials: Credentials,
+    server_in: Callable[[str], str],
+) -> None:
+    student_id = world.student()
+    course = world.course()
+    world.enroll(student_id, course)
+    server_id = server_in(student_id)
+    world.drop(student_id, course)  # instances 1 > 0: pending
+
+    impatient = replace(policy, reduction_grace=timedelta(0))
+    cloud = open_session(sdk_connection(admin_credentials), name="devcloud-grace")
+    tasks = build_quota_runtime(sessions, cloud, impatient).tasks
+    runner = JobRunner(sessions, tasks.handlers())
+    first = tasks.run_round()
+    assert first.reclaims_queued >= 1
+    with sessions() as session:
+        (job,) = JobRepository(session).list_jobs(kinds=["quota.reclaim"], subject=student_id)
+    done = runner.run_one(job.id)
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert world.conn.compute.find_server(server_id, ignore_missing=True) is None
+    assert world.limits(student_id)[Resource.INSTANCES] == 0
+
+    again = tasks.run_round()  # the cut is gone, and an episode is reclaimed once
+    with sessions() as session:
+        jobs = JobRepository(session).list_jobs(kinds=["quota.reclaim"], subject=student_id)
+    assert len(jobs) == 1, (again, jobs)
+    cloud.close()

@@ -109,10 +109,10 @@ def list_students(
     responses={202: {"model": StudentChange, "description": "Recorded; the project is being set up."}},
 )
 def create_student(
-    body: StudentCreate, state: State, _admin: AdminPrincipal, response: Response
+    body: StudentCreate, state: State, admin: AdminPrincipal, response: Response
 ) -> StudentChange:
     with transaction(state.sessions) as session:
-        service = EnrollmentService(session, state.quotas.policy, now=utcnow(), actor=_admin.subject)
+        service = EnrollmentService(session, state.quotas.policy, now=utcnow(), actor=admin.subject)
         student, job = service.register_student(
             quota_service.StudentCreate(
                 student_number=body.student_number,
@@ -126,7 +126,7 @@ def create_student(
     job = run_now(state, job)
     answer_status(response, job, created=True)
     with state.sessions() as session:
-        fresh = EnrollmentService(session, state.quotas.policy, now=utcnow(), actor=_admin.subject).student(
+        fresh = EnrollmentService(session, state.quotas.policy, now=utcnow(), actor=admin.subject).student(
             student.id
         )
     response.headers["Location"] = f"/api/v1/students/{student.id}"
