@@ -185,6 +185,16 @@ def test_bad_values_name_the_field(admin: httpx.Client, lab_profile: str) -> Non
     unknown = error_of(admin.put("/api/v1/profiles/broken", json={"values": {"compute": {"gpus": 1}}}), 422)
     assert unknown["details"] == {"field": "values.compute.gpus"}
     assert admin.get("/api/v1/profiles/broken").status_code == 404  # nothing was stored
+    nul = error_of(
+        admin.post("/api/v1/students", json={"student_number": "s1", "name": "a\x00b", "email": "a@b.cd"}),
+        422,
+    )
+    assert nul["details"]["field"] == "name"  # type: ignore[index]
+    assert error_of(admin.get("/api/v1/students", params={"q": "a\x00"}), 422)["details"] == {
+        "field": "query"
+    }
+    huge = error_of(admin.get("/api/v1/audit", params={"before": 2**40}), 422)
+    assert huge["details"]["field"] == "before"  # type: ignore[index]
 
     email = error_of(
         admin.post(

@@ -13,11 +13,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 
 from stackyard import __version__
-from stackyard.api.errors import install_error_handlers, internal_error_response
+from stackyard.api.errors import install_error_handlers, internal_error_response, stackyard_error_response
 from stackyard.api.requestctx import REQUEST_ID_HEADER, new_request_id, set_request_id
 from stackyard.api.routes import auth, courses, health, instances, jobs, pricing, providers, quota, students
 from stackyard.api.schemas import ErrorBody
 from stackyard.api.state import AppState
+from stackyard.errors import ValidationError
 
 _ACCESS = logging.getLogger("stackyard.access")
 
@@ -74,6 +75,16 @@ def create_app(state: AppState) -> FastAPI:
     )
     app.state.stackyard = state
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def refuse_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # NOTE: PostgreSQL text cannot hold NUL; an id or filter with one would reach a query and fail
+        # there as a server error. No route takes one, so it is refused before any route runs.
+        query = request.scope.get("query_string", b"").lower()
+        if "\x00" in request.scope.get("path", "") or b"%00" in query or b"\x00" in query:
+            where = "path" if "\x00" in request.scope.get("path", "") else "query"
+            return stackyard_error_response(ValidationError(where, "must not contain NUL characters"))
+        return await call_next(request)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -4,31 +4,42 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from stackyard.jobs.models import Job, JobState
 from stackyard.quotas.entities import AuditEvent, Course, Enrollment, PendingCut, Profile, Student
 from stackyard.quotas.models import EnrollmentStatus, QuotaValues, StudentStatus, quota_document
 
 QuotaDocument = dict[str, dict[str, int]]
+
+
+def _storable(value: str) -> str:
+    # NOTE: PostgreSQL text cannot hold a NUL character; the insert would fail with a server error.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
 _QUOTA_EXAMPLE = {"compute": {"instances": 2, "cores": 4, "ram": 8192}, "block_storage": {"gigabytes": 50}}
 
 
 class StudentCreate(BaseModel):
-    student_number: str = Field(min_length=1, max_length=64, examples=["s1234567"])
-    name: str = Field(min_length=1, max_length=255)
-    email: str = Field(min_length=3, max_length=255)
+    student_number: Text = Field(min_length=1, max_length=64, examples=["s1234567"])
+    name: Text = Field(min_length=1, max_length=255)
+    email: Text = Field(min_length=3, max_length=255)
     status: StudentStatus = StudentStatus.ACTIVE
-    keystone_project_id: str | None = Field(
+    keystone_project_id: Text | None = Field(
         default=None, description="Link this project instead of creating one."
     )
-    keystone_user_id: str | None = None
+    keystone_user_id: Text | None = None
 
 
 class StudentUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    email: str | None = Field(default=None, min_length=3, max_length=255)
+    name: Text | None = Field(default=None, min_length=1, max_length=255)
+    email: Text | None = Field(default=None, min_length=3, max_length=255)
     status: StudentStatus | None = None
 
 
@@ -118,12 +129,12 @@ class StudentChange(BaseModel):
 
 
 class CourseCreate(BaseModel):
-    code: str = Field(min_length=1, max_length=64, examples=["CS101"])
-    term: str = Field(min_length=1, max_length=32, examples=["2026-fall"])
-    name: str = Field(min_length=1, max_length=255)
+    code: Text = Field(min_length=1, max_length=64, examples=["CS101"])
+    term: Text = Field(min_length=1, max_length=32, examples=["2026-fall"])
+    name: Text = Field(min_length=1, max_length=255)
     start_date: date
     end_date: date
-    profile: str = Field(min_length=1, max_length=64, description="A quota profile name.")
+    profile: Text = Field(min_length=1, max_length=64, description="A quota profile name.")
     max_enrollments: int | None = Field(default=None, ge=1)
     reclamation: dict[str, object] | None = Field(
         default=None,
@@ -132,10 +143,10 @@ class CourseCreate(BaseModel):
 
 
 class CourseUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=255)
+    name: Text | None = Field(default=None, min_length=1, max_length=255)
     start_date: date | None = None
     end_date: date | None = None
-    profile: str | None = Field(default=None, min_length=1, max_length=64)
+    profile: Text | None = Field(default=None, min_length=1, max_length=64)
     max_enrollments: int | None = Field(default=None, ge=1)
     reclamation: dict[str, object] | None = None
 
@@ -187,7 +198,7 @@ class ProfileWrite(BaseModel):
     values: dict[str, object] = Field(
         description="Per service, per resource: a non-negative integer.", examples=[_QUOTA_EXAMPLE]
     )
-    description: str = Field(default="", max_length=500)
+    description: Text = Field(default="", max_length=500)
 
 
 class ProfileRead(BaseModel):
@@ -220,7 +231,7 @@ class ProfileChange(BaseModel):
 
 
 class EnrollmentCreate(BaseModel):
-    course_id: str = Field(min_length=1, max_length=36)
+    course_id: Text = Field(min_length=1, max_length=36)
 
 
 class EnrollmentRead(BaseModel):
@@ -300,8 +311,8 @@ class CurrentQuotaRead(BaseModel):
 
 
 class ApplyProfile(BaseModel):
-    project_id: str = Field(min_length=1, max_length=64)
-    profile: str = Field(min_length=1, max_length=64)
+    project_id: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    profile: Text = Field(min_length=1, max_length=64)
 
 
 class AppliedProfile(BaseModel):
@@ -313,8 +324,8 @@ class AppliedProfile(BaseModel):
 
 class ReconcileCreate(BaseModel):
     dry_run: bool = True
-    student_ids: list[str] | None = None
-    course_id: str | None = None
+    student_ids: list[Text] | None = None
+    course_id: Text | None = None
     status: StudentStatus | None = None
     changed_only: bool = Field(
         default=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import quote
 
 from keystoneauth1.adapter import Adapter
 from openstack import exceptions as sdk_exc
@@ -84,6 +85,8 @@ class QuotaGateway:
 
     @staticmethod
     def _path(service: QuotaService, project_id: str, *, usage: bool) -> str:
+        # The id goes into a URL path: a "/", "?" or "#" in it must not change which URL is called.
+        project_id = quote(project_id, safe="")
         if service is QuotaService.NETWORK:
             return f"/quotas/{project_id}/details" if usage else f"/quotas/{project_id}"
         if service is QuotaService.COMPUTE:

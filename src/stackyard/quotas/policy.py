@@ -65,4 +65,8 @@ class QuotaPolicy:
 
     def expiry_of(self, course_end: date) -> datetime:
         """An enrollment counts until the end (UTC) of its course's last day, plus the grace."""
-        return datetime.combine(course_end, time.max, tzinfo=UTC) + self.enrollment_grace
+        end = datetime.combine(course_end, time.max, tzinfo=UTC)
+        try:
+            return end + self.enrollment_grace
+        except OverflowError:  # a course "ending" near the year 9999: it never expires
+            return datetime.max.replace(tzinfo=UTC)

@@ -30,6 +30,7 @@ from stackyard.quotas.roster import parse_roster
 from stackyard.quotas.service import RECONCILE_JOB
 
 router = APIRouter(tags=["quotas"])
+PROJECT_ID = r"^[A-Za-z0-9_-]+$"  # Keystone project ids are hex; nothing that could bend a URL path
 _MAX_ROSTER_BYTES = 5 * 1024 * 1024
 
 
@@ -37,7 +38,7 @@ _MAX_ROSTER_BYTES = 5 * 1024 * 1024
 def current_quota(
     state: State,
     principal: CurrentPrincipal,
-    project_id: Annotated[str, Query(alias="projectId", min_length=1, max_length=64)],
+    project_id: Annotated[str, Query(alias="projectId", min_length=1, max_length=64, pattern=PROJECT_ID)],
 ) -> CurrentQuotaRead:
     """Limits and usage per service, read from the cloud now. Members may read only their own project."""
     if not principal.can_access_project(project_id):
@@ -115,7 +116,7 @@ def audit(
     student_id: Annotated[str | None, Query(alias="studentId", max_length=36)] = None,
     reason: AuditReason | None = None,
     before: Annotated[
-        int | None, Query(ge=1, description="Return events older than this id (paging).")
+        int | None, Query(ge=1, le=2**31 - 1, description="Return events older than this id (paging).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditList:

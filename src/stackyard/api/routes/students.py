@@ -91,7 +91,7 @@ def list_students(
     status: StudentStatus | None = None,
     course_id: Annotated[str | None, Query(alias="courseId", max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> StudentList:
     if not principal.is_admin:
         mine = service.repository.students_of(project_id=principal.project_id, user_id=principal.subject)
