@@ -29,6 +29,7 @@ from stackyard.cloud.models import (
     PowerState,
     Region,
 )
+from stackyard.cloud.parse import as_int
 from stackyard.cloud.session import CloudSession
 from stackyard.cloud.status import SERVER_FAILURES, ImageStatus, ServerStatus
 from stackyard.cloud.wait import DELETED, ProgressCallback, wait_for
@@ -105,13 +106,6 @@ def _parse_time(raw: str | None) -> datetime | None:
         return None
 
 
-def _int(value: object, default: int = 0) -> int:
-    try:
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    except (TypeError, ValueError):
-        return default
-
-
 class ComputeGateway:
     """Instances, flavors, images, networks, regions and key pairs of one cloud/region."""
 
@@ -137,7 +131,7 @@ class ComputeGateway:
                     Address(
                         network=network,
                         ip=entry.get("addr", ""),
-                        version=_int(entry.get("version"), 4),
+                        version=as_int(entry.get("version"), 4),
                         kind=kind,
                         mac=entry.get("OS-EXT-IPS-MAC:mac_addr"),
                     )
@@ -151,9 +145,9 @@ class ComputeGateway:
             power_state=PowerState.from_openstack(server.power_state),
             flavor=FlavorRef(
                 name=flavor.get("original_name") or flavor.get("name") or flavor.get("id") or "",
-                vcpus=_int(flavor.get("vcpus")),
-                ram_mib=_int(flavor.get("ram")),
-                disk_gib=_int(flavor.get("disk")),
+                vcpus=as_int(flavor.get("vcpus")),
+                ram_mib=as_int(flavor.get("ram")),
+                disk_gib=as_int(flavor.get("disk")),
             ),
             image_id=image.get("id") or None,
             project_id=server.project_id or "",
@@ -175,11 +169,11 @@ class ComputeGateway:
         return Flavor(
             id=flavor.id,
             name=flavor.name,
-            vcpus=_int(flavor.vcpus),
-            ram_mib=_int(flavor.ram),
-            disk_gib=_int(flavor.disk),
-            ephemeral_gib=_int(flavor.ephemeral),
-            swap_mib=_int(flavor.swap),
+            vcpus=as_int(flavor.vcpus),
+            ram_mib=as_int(flavor.ram),
+            disk_gib=as_int(flavor.disk),
+            ephemeral_gib=as_int(flavor.ephemeral),
+            swap_mib=as_int(flavor.swap),
             is_public=bool(flavor.is_public),
             extra_specs={str(k): str(v) for k, v in (flavor.extra_specs or {}).items()},
         )
@@ -199,8 +193,8 @@ class ComputeGateway:
             hash_value=image.hash_value,
             owner=image.owner_id,
             created_at=_parse_time(image.created_at),
-            min_disk_gib=_int(image.min_disk),
-            min_ram_mib=_int(image.min_ram),
+            min_disk_gib=as_int(image.min_disk),
+            min_ram_mib=as_int(image.min_ram),
             properties={str(k): str(v) for k, v in (image.properties or {}).items()},
         )
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from stackyard.cloud.clock import Clock, SystemClock
 from stackyard.cloud.compute import ComputeGateway
+from stackyard.cloud.parse import as_int, utc_time
 from stackyard.cloud.session import CloudSession
 from stackyard.cloud.status import ServerStatus, VolumeStatus
 from stackyard.errors import NotFound, Timeout
@@ -49,20 +50,6 @@ class HeldFloatingIp:
     port_id: str | None
 
 
-def _time(raw: object) -> datetime | None:
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-
-
-def _number(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 class HoldingsGateway:
     def __init__(self, session: CloudSession, clock: Clock | None = None) -> None:
         self._session = session
@@ -82,10 +69,10 @@ class HoldingsGateway:
                 HeldServer(
                     id=str(server.id),
                     name=str(server.name or ""),
-                    created_at=_time(server.created_at),
+                    created_at=utc_time(server.created_at),
                     status=ServerStatus.from_openstack(server.status),
-                    vcpus=_number(flavor.get("vcpus")),
-                    ram_mib=_number(flavor.get("ram")),
+                    vcpus=as_int(flavor.get("vcpus")),
+                    ram_mib=as_int(flavor.get("ram")),
                 )
             )
         return held
@@ -100,8 +87,8 @@ class HoldingsGateway:
             HeldVolume(
                 id=str(volume.id),
                 name=str(volume.name or ""),
-                created_at=_time(volume.created_at),
-                size_gib=_number(volume.size),
+                created_at=utc_time(volume.created_at),
+                size_gib=as_int(volume.size),
                 status=VolumeStatus.from_openstack(volume.status),
                 attached_to=tuple(
                     str(a.get("server_id"))
@@ -120,7 +107,7 @@ class HoldingsGateway:
             HeldFloatingIp(
                 id=str(ip.id),
                 address=str(ip.floating_ip_address or ""),
-                created_at=_time(ip.created_at),
+                created_at=utc_time(ip.created_at),
                 port_id=str(ip.port_id) if ip.port_id else None,
             )
             for ip in self._session.call("network", "list project floating ips", fetch)

@@ -13,6 +13,7 @@ from openstack.compute.v2.usage import ServerUsage as SdkServerUsage
 from openstack.compute.v2.usage import Usage as SdkUsage
 from openstack.identity.v3._proxy import Proxy as IdentityProxy
 
+from stackyard.cloud.parse import as_int, utc_time
 from stackyard.cloud.session import CloudSession
 from stackyard.cloud.status import OpenStackStatus
 from stackyard.errors import NotFound, ValidationError
@@ -68,13 +69,6 @@ class ProjectRef:
     name: str
 
 
-def _int(value: object) -> int:
-    try:
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    except (TypeError, ValueError):
-        return 0
-
-
 def _hours(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return Decimal(0)
@@ -83,17 +77,6 @@ def _hours(value: object) -> Decimal:
     except InvalidOperation:
         return Decimal(0)
     return hours if hours.is_finite() and hours > 0 else Decimal(0)
-
-
-def _time(raw: object) -> datetime | None:
-    """Nova writes naive UTC times (`2026-09-01T10:00:00.000000`)."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _naive_utc(moment: datetime, field: str) -> datetime:
@@ -117,12 +100,12 @@ def _server_usage(raw: SdkServerUsage) -> ServerUsage:
         instance_id=str(raw.instance_id or ""),
         name=str(raw.name or ""),
         flavor=str(raw.flavor or ""),
-        vcpus=_int(raw.vcpus),
-        ram_mib=_int(raw.memory_mb),
-        disk_gib=_int(raw.local_gb),
+        vcpus=as_int(raw.vcpus),
+        ram_mib=as_int(raw.memory_mb),
+        disk_gib=as_int(raw.local_gb),
         hours=_hours(raw.hours),
-        started_at=_time(raw.started_at),
-        ended_at=_time(raw.ended_at),
+        started_at=utc_time(raw.started_at),
+        ended_at=utc_time(raw.ended_at),
         state=UsageState.from_openstack(raw.state),
     )
 
