@@ -88,6 +88,19 @@ class JobRepository:
             query = query.where(JobRecord.subject == subject)
         return [_job(row) for row in self._session.scalars(query)]
 
+    def open_subjects(self, kinds: Sequence[str]) -> set[str]:
+        """Subjects of jobs of these kinds that are queued or running (one query, no job rows)."""
+        query = (
+            select(JobRecord.subject)
+            .where(
+                JobRecord.kind.in_(kinds),
+                JobRecord.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                JobRecord.subject.is_not(None),
+            )
+            .distinct()
+        )
+        return {str(subject) for subject in self._session.scalars(query)}
+
     def due(self, now: datetime, kinds: Sequence[str], limit: int) -> list[str]:
         """Ids of jobs a runner may claim: queued and due, or running under a lease that ran out
         (its runner died)."""

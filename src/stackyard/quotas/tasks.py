@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stackyard.db.base import utcnow
 from stackyard.db.engine import transaction
-from stackyard.jobs.models import JobState
 from stackyard.jobs.repository import JobRepository
 from stackyard.jobs.runner import Handler, JobContext
 from stackyard.quotas.apply import QuotaApplier
@@ -114,11 +113,7 @@ class QuotaTasks:
             expired = service.expire()
             repo = QuotaRepository(session)
             jobs = JobRepository(session)
-            busy = {
-                job.subject
-                for state in (JobState.QUEUED, JobState.RUNNING)
-                for job in jobs.list_jobs(kinds=[APPLY_JOB, RECLAIM_JOB], state=state, limit=10_000)
-            }
+            busy = jobs.open_subjects([APPLY_JOB, RECLAIM_JOB])
             overdue = {
                 student_id
                 for student_id in repo.students_with_pending(
