@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from stackyard.jobs.models import Job, JobState
 from stackyard.quotas.entities import AuditEvent, Course, Enrollment, PendingCut, Profile, Student
@@ -152,6 +151,8 @@ class CourseUpdate(BaseModel):
 
 
 class CourseRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     code: str
     term: str
@@ -166,19 +167,7 @@ class CourseRead(BaseModel):
 
     @classmethod
     def of(cls, course: Course) -> CourseRead:
-        return cls(
-            id=course.id,
-            code=course.code,
-            term=course.term,
-            name=course.name,
-            start_date=course.start_date,
-            end_date=course.end_date,
-            profile=course.profile,
-            max_enrollments=course.max_enrollments,
-            reclamation=dict(course.reclamation) if course.reclamation is not None else None,
-            created_at=course.created_at,
-            updated_at=course.updated_at,
-        )
+        return cls.model_validate(course)
 
 
 class CourseDetail(CourseRead):
@@ -235,6 +224,8 @@ class EnrollmentCreate(BaseModel):
 
 
 class EnrollmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     student_id: str
     course_id: str
@@ -248,18 +239,7 @@ class EnrollmentRead(BaseModel):
 
     @classmethod
     def of(cls, enrollment: Enrollment) -> EnrollmentRead:
-        return cls(
-            id=enrollment.id,
-            student_id=enrollment.student_id,
-            course_id=enrollment.course_id,
-            course_code=enrollment.course_code,
-            course_term=enrollment.course_term,
-            status=enrollment.status,
-            enrolled_at=enrollment.enrolled_at,
-            dropped_at=enrollment.dropped_at,
-            expires_at=enrollment.expires_at,
-            ended_at=enrollment.ended_at,
-        )
+        return cls.model_validate(enrollment)
 
 
 class EnrollmentList(BaseModel):
@@ -338,6 +318,8 @@ class ReclaimCreate(BaseModel):
 
 
 class AuditRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     at: datetime
     actor: str
@@ -355,22 +337,7 @@ class AuditRead(BaseModel):
 
     @classmethod
     def of(cls, event: AuditEvent) -> AuditRead:
-        return cls(
-            id=event.id,
-            at=event.at,
-            actor=event.actor,
-            reason=event.reason.value,
-            student_id=event.student_id,
-            project_id=event.project_id,
-            action=event.action,
-            service=event.service,
-            before=dict(event.before) if event.before is not None else None,
-            after=dict(event.after) if event.after is not None else None,
-            outcome=event.outcome,
-            detail=event.detail,
-            request_ids=list(event.request_ids),
-            job_id=event.job_id,
-        )
+        return cls.model_validate(event)
 
 
 class AuditList(BaseModel):
@@ -389,7 +356,3 @@ class RosterImportRead(BaseModel):
 
 def quota_read(values: QuotaValues | None) -> QuotaDocument | None:
     return quota_document(values) if values is not None else None
-
-
-def mapping(value: Mapping[str, object] | None) -> dict[str, object] | None:
-    return dict(value) if value is not None else None

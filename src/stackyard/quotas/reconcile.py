@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -164,7 +165,7 @@ class Reconciler:
                     return StudentResult(
                         student_id, number, None, ProjectOutcome.FAILED, error="another apply kept it busy"
                     )
-                threading.Event().wait(1.0)
+                time.sleep(1.0)
             except StackyardError as exc:
                 return StudentResult(
                     student_id, number, None, ProjectOutcome.FAILED, error=str(exc), dry_run=dry_run
