@@ -47,6 +47,10 @@ class RetryPolicy:
     `network_poll` is how often reachability is probed while the cloud is unreachable; the time spent
     paused that way is bounded by `max_network_pause` (and by the deadline). A Retry-After longer than
     `max_retry_after` is not honoured: the call gives up instead of sleeping for hours.
+
+    After an ambiguous failure of a create, a lookup that finds nothing is repeated every `settle_poll`
+    seconds for up to `settle` seconds before the create is resent: a request that timed out on our side
+    may still be running in the service, and its resource appears only once it gets that far.
     """
 
     attempts: int = 5
@@ -57,6 +61,8 @@ class RetryPolicy:
     network_poll: float = 5.0
     max_network_pause: float = 300.0
     max_retry_after: float = 120.0
+    settle: float = 10.0
+    settle_poll: float = 2.0
 
     @classmethod
     def from_settings(cls, retry: RetrySettings) -> RetryPolicy:
@@ -78,6 +84,8 @@ class RetryPolicy:
             problems.append(f"multiplier must be at least 1, got {self.multiplier}")
         if self.deadline is not None and self.deadline <= 0:
             problems.append(f"deadline must be positive seconds, got {self.deadline}")
+        if self.settle < 0 or self.settle_poll <= 0:
+            problems.append(f"settle ({self.settle}) must not be negative and settle_poll positive")
         if self.network_poll <= 0 or self.max_network_pause < 0 or self.max_retry_after < 0:
             problems.append(
                 "network_poll must be positive; max_network_pause and max_retry_after non-negative"
@@ -199,6 +207,7 @@ class RetryEventKind(StrEnum):
     PAUSED = "paused"
     RESUMED = "resumed"
     LOOKING_UP = "looking_up"
+    SETTLING = "settling"  # a lookup found nothing yet; the create may still be running in the service
     ADOPTED = "adopted"
 
 
@@ -323,6 +332,7 @@ class _Call(Generic[T]):
         self.has_reauthenticated = False
         self.paused = 0.0  # seconds paused waiting for the network, over the whole call
         self.must_look_up = False  # an ambiguous failure of a non-idempotent send: look before resending
+        self.settle_until: float | None = None  # lookups repeat until then before a resend
 
     def run(self) -> T:
         while True:
@@ -332,7 +342,17 @@ class _Call(Generic[T]):
                     found = self._look_up()
                     if found is not None:
                         return found
+                    if self._settle():
+                        continue
+                    if self._is_past_deadline():
+                        raise Timeout(
+                            f"{self.service}: {self.operation} did not succeed within its {self.limit:g}s "
+                            f"deadline ({self.attempt} attempt(s)); the {self.operation} may have been "
+                            "applied: look for it before trying again",
+                            service=self.service,
+                        )
                     self.must_look_up = False
+                    self.settle_until = None
                     phase = _Phase.SEND
                 self.retrier._take_token(self.service)
                 return self.fn()
@@ -351,6 +371,21 @@ class _Call(Generic[T]):
         if found is not None:
             self._emit(RetryEventKind.ADOPTED)
         return found
+
+    def _settle(self) -> bool:
+        """After a lookup that found nothing: wait to look again (True), or let the create be resent."""
+        now = self.clock.monotonic()
+        if self.settle_until is None:
+            self.settle_until = now + self.policy.settle
+        room = self.settle_until - now
+        if self.deadline_at is not None:
+            room = min(room, self.deadline_at - now)
+        if room <= 0:
+            return False
+        step = min(self.policy.settle_poll, room)
+        self._emit(RetryEventKind.SETTLING, delay=step)
+        self.clock.sleep(step)
+        return True
 
     def _handle(self, exc: Exception, phase: _Phase) -> T | None:
         """Act on one failure: return None to go round again, a resource to adopt it, or raise."""

@@ -184,7 +184,7 @@ class Harness:
         limiter: RateLimiter | None = None,
     ) -> Retrier:
         return Retrier(
-            policy or RetryPolicy(),
+            policy or RetryPolicy(settle=0.0),  # tests of the settle window set their own
             clock=self.clock,
             rng=FixedRandom(0.5),
             probe=self.probe if with_probe else None,
@@ -863,7 +863,7 @@ def test_failed_lookup_is_retried_instead_of_resending(harness: Harness) -> None
 
 def test_exhausted_create_looks_up_one_last_time(harness: Harness) -> None:
     cloud = Cloud(ScriptedTransport(read_timeout(), read_timeout()), existing=[None, "late-uuid"])
-    result = harness.retrier(RetryPolicy(attempts=2)).call(
+    result = harness.retrier(RetryPolicy(attempts=2, settle=0.0)).call(
         cloud.create, service="compute", idempotent=False, find_existing=cloud.find
     )
     assert result == "late-uuid"
@@ -873,7 +873,7 @@ def test_exhausted_create_looks_up_one_last_time(harness: Harness) -> None:
 def test_exhausted_create_with_nothing_found_says_the_outcome_is_unknown(harness: Harness) -> None:
     cloud = Cloud(ScriptedTransport(read_timeout(), read_timeout()))
     with pytest.raises(Timeout) as info:
-        harness.retrier(RetryPolicy(attempts=2)).call(
+        harness.retrier(RetryPolicy(attempts=2, settle=0.0)).call(
             cloud.create,
             service="compute",
             operation="create server",
@@ -882,6 +882,57 @@ def test_exhausted_create_with_nothing_found_says_the_outcome_is_unknown(harness
         )
     assert cloud.lookups == 2
     assert "create server may have been applied" in str(info.value)
+
+
+def test_a_create_still_running_in_the_service_is_adopted_once_it_appears(harness: Harness) -> None:
+    # The first lookups miss: the timed-out request has not yet got as far as making the server.
+    cloud = Cloud(ScriptedTransport(read_timeout(), Reply(202)), existing=[None, None, "late-uuid"])
+    result = harness.retrier(RetryPolicy(settle=10.0, settle_poll=2.0)).call(
+        cloud.create, service="compute", idempotent=False, find_existing=cloud.find
+    )
+    assert result == "late-uuid"
+    assert cloud.transport.methods() == ["POST"] and cloud.lookups == 3
+    assert harness.clock.sleeps == [1.0, 2.0, 2.0]  # backoff, then two settle polls
+    assert harness.kinds().count(RetryEventKind.SETTLING) == 2
+
+
+def test_a_create_not_found_within_the_settle_window_is_resent(harness: Harness) -> None:
+    cloud = Cloud(ScriptedTransport(read_timeout(), Reply(202)))
+    result = harness.retrier(RetryPolicy(settle=5.0, settle_poll=2.0)).call(
+        cloud.create, service="compute", idempotent=False, find_existing=cloud.find
+    )
+    assert result == "created"
+    assert cloud.transport.methods() == ["POST", "POST"]
+    assert cloud.lookups == 4  # at 0, 2, 4 and 5 s into the window
+    assert harness.clock.sleeps == [1.0, 2.0, 2.0, 1.0]
+
+
+def test_each_ambiguous_failure_opens_a_new_settle_window(harness: Harness) -> None:
+    cloud = Cloud(ScriptedTransport(read_timeout(), read_timeout(), Reply(202)))
+    result = harness.retrier(RetryPolicy(settle=2.0, settle_poll=2.0)).call(
+        cloud.create, service="compute", idempotent=False, find_existing=cloud.find
+    )
+    assert result == "created"
+    assert cloud.lookups == 4 and harness.clock.sleeps == [1.0, 2.0, 2.0, 2.0]
+
+
+def test_the_settle_window_ends_at_the_deadline(harness: Harness) -> None:
+    cloud = Cloud(ScriptedTransport(read_timeout(), Reply(202)))
+    with pytest.raises(Timeout, match="may have been applied"):
+        harness.retrier(RetryPolicy(settle=60.0, settle_poll=2.0, deadline=4.0)).call(
+            cloud.create,
+            service="compute",
+            operation="create server",
+            idempotent=False,
+            find_existing=cloud.find,
+        )
+    assert cloud.transport.methods() == ["POST"]  # never resent past the deadline
+    assert harness.clock.monotonic() <= 4.0
+
+
+def test_a_negative_settle_window_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="settle"):
+        RetryPolicy(settle=-1.0)
 
 
 def test_500_on_create_is_not_retried_but_is_looked_up(harness: Harness) -> None:
