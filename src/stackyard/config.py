@@ -27,6 +27,21 @@ Built in entry points only, never at import time. Example file:
       concurrency: 4                            # projects reconciled at once
       apply_timeout: 10                         # seconds an API call waits for the cloud before a 202
       scheduler_interval: 300                   # seconds between expiry and pending-cut checks in `serve`
+    jobs:
+      broker_url: null                          # or STACKYARD_BROKER_URL: run jobs on Celery workers
+      threads: 2                                # jobs run at once by `serve` (or by each `stackyard worker`)
+      lease_seconds: 120                        # a runner that stops reporting loses its job after this
+    exports:
+      cloud: null                               # provider of instances and object storage (default: first)
+      segment_size: 104857600                   # bytes per Swift segment (100 MiB)
+      parallel_segments: 4                      # segment uploads in flight per export
+      snapshot_timeout: 7200                    # seconds a snapshot may take to become active
+      per_cloud: 4                              # exports running at once against one cloud
+      per_target: 2                             # exports running at once into one container or directory
+      bandwidth: null                           # bytes per second per export, unless a job sets its own
+      schedules:                                # run by `stackyard serve`
+        - {name: nightly, cron: "0 2 * * *", target: "swift://backups/nightly/", tags: [backup],
+           options: {compression: zstd}, keep_last: 3, gfs: "7d,4w,12m"}
 """
 
 from __future__ import annotations
@@ -92,6 +107,25 @@ class QuotaSettings:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    broker_url: str | None = None  # a Celery broker (amqp://, redis://): jobs run on `stackyard worker`
+    threads: int = 2
+    lease_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    cloud: str | None = None
+    segment_size: int = 100 * 1024 * 1024
+    parallel_segments: int = 4
+    snapshot_timeout: float = 7200.0
+    per_cloud: int = 4
+    per_target: int = 2
+    bandwidth: float | None = None
+    schedules: tuple[Mapping[str, object], ...] = ()  # checked by stackyard.exports.lifecycle
+
+
+@dataclass(frozen=True)
 class Settings:
     config_file: Path | None = None
     openstack_provider: Mapping[str, object] | None = None
@@ -105,6 +139,8 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     price_book_file: Path | None = None
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
+    exports: ExportSettings = field(default_factory=ExportSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -149,6 +185,8 @@ def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], p
         "pricing",
         "data_dir",
         "quotas",
+        "jobs",
+        "exports",
     }
     for key in document:
         if key not in known:
@@ -206,7 +244,70 @@ def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], p
         api=_api(_section(document, "api"), environ),
         price_book_file=Path(str(price_book)).expanduser() if price_book else None,
         quotas=_quotas(_section(document, "quotas")),
+        jobs=_jobs(_section(document, "jobs"), environ),
+        exports=_exports(_section(document, "exports")),
     )
+
+
+def _known(section: Mapping[str, object], name: str, settings: type) -> None:
+    unknown = set(section) - {f.name for f in dataclasses.fields(settings)}
+    if unknown:
+        raise ValidationError(f"{name}.{sorted(unknown)[0]}", f"unknown {name} setting")
+
+
+def _jobs(section: Mapping[str, object], environ: Mapping[str, str]) -> JobSettings:
+    _known(section, "jobs", JobSettings)
+    defaults = JobSettings()
+    broker = environ.get("STACKYARD_BROKER_URL") or section.get("broker_url")
+    if broker is not None and (not isinstance(broker, str) or "://" not in broker):
+        raise ValidationError(
+            "jobs.broker_url", "expected a broker URL such as amqp://guest@host// or redis://host"
+        )
+    return JobSettings(
+        broker_url=broker or None,
+        threads=int(
+            _number(section.get("threads", defaults.threads), "jobs.threads", minimum=1, integer=True)
+        ),
+        lease_seconds=_number(
+            section.get("lease_seconds", defaults.lease_seconds), "jobs.lease_seconds", minimum=5
+        ),
+    )
+
+
+def _exports(section: Mapping[str, object]) -> ExportSettings:
+    _known(section, "exports", ExportSettings)
+    defaults = ExportSettings()
+    cloud = section.get("cloud")
+    if cloud is not None and not isinstance(cloud, str):
+        raise ValidationError("exports.cloud", "expected a provider name")
+    bandwidth = section.get("bandwidth")
+
+    def count(key: str, default: float, minimum: float = 1) -> int:
+        return int(_number(section.get(key, default), f"exports.{key}", minimum=minimum, integer=True))
+
+    return ExportSettings(
+        cloud=cloud,
+        # NOTE: Swift's default min_segment_size is 1 MiB for all but the last SLO segment.
+        segment_size=count("segment_size", defaults.segment_size, 1024 * 1024),
+        parallel_segments=count("parallel_segments", defaults.parallel_segments),
+        snapshot_timeout=_number(
+            section.get("snapshot_timeout", defaults.snapshot_timeout), "exports.snapshot_timeout", minimum=1
+        ),
+        per_cloud=count("per_cloud", defaults.per_cloud),
+        per_target=count("per_target", defaults.per_target),
+        bandwidth=None if bandwidth is None else _number(bandwidth, "exports.bandwidth", minimum=1024),
+        schedules=_schedules(section.get("schedules")),
+    )
+
+
+def _schedules(value: object) -> tuple[Mapping[str, object], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(entry, Mapping) for entry in value):
+        raise ValidationError(
+            "exports.schedules", "expected a list of {name, cron, target, instances|tags|metadata}"
+        )
+    return tuple(dict(entry) for entry in value)
 
 
 def _quotas(section: Mapping[str, object]) -> QuotaSettings:

@@ -7,6 +7,8 @@ StackyardError
 │   ├── Unauthenticated         no, bad, expired or revoked credentials
 │   ├── PermissionDenied        authenticated, but the role does not allow the action
 │   └── RateLimited             too many requests from one client (carries retry_after)
+├── IntegrityError              transferred data does not match its checksum
+├── StorageError                a local file could not be written (disk full, no permission)
 ├── DevcloudError               the local cloud could not be started or managed
 │   ├── PortInUseError          a port the devcloud needs is taken
 │   └── ServiceStartError       a service died or never became healthy (carries its log tail)
@@ -60,6 +62,14 @@ class RateLimited(AuthError):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"rate limit exceeded; retry after {retry_after:.0f} s")
         self.retry_after = retry_after
+
+
+class IntegrityError(StackyardError):
+    """Data read or written does not match the checksum it must have; partial output is removed."""
+
+
+class StorageError(StackyardError):
+    """A local file or directory could not be written (disk full, no permission, not a directory)."""
 
 
 class DevcloudError(StackyardError):

@@ -39,3 +39,13 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     next_attempt_at: datetime | None
+    phase: str | None = None  # the step a running job is in (exports: snapshotting, transferring, ...)
+    rate: float | None = None  # progress units per second over the latest reports
+    checkpoint: Mapping[str, object] | None = None  # what the handler recorded to resume from
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the current rate, when the total and a rate are known."""
+        if self.state.is_final or self.progress_total is None or not self.rate or self.rate <= 0:
+            return None
+        return max(0.0, (self.progress_total - self.progress_done) / self.rate)

@@ -1,10 +1,10 @@
-"""The `jobs` table (migration 0002) as a SQLAlchemy mapping; only the repository queries it."""
+"""The `jobs` table (migrations 0002, 0003) as a SQLAlchemy mapping; only the repository queries it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stackyard.db.base import Base, UTCDateTime
@@ -23,8 +23,11 @@ class JobRecord(Base):
     subject: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, object]] = mapped_column(JSON)
     result: Mapped[dict[str, object] | None] = mapped_column(JSON)
-    progress_done: Mapped[int] = mapped_column(Integer, default=0)
-    progress_total: Mapped[int | None] = mapped_column(Integer)
+    progress_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    progress_total: Mapped[int | None] = mapped_column(BigInteger)
+    phase: Mapped[str | None] = mapped_column(String(32))  # a step of a long job, e.g. "transferring"
+    rate: Mapped[float | None] = mapped_column(Float)  # progress units per second, lately
+    checkpoint: Mapped[dict[str, object] | None] = mapped_column(JSON)  # what a resumed attempt needs
     message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)

@@ -33,6 +33,9 @@ def _job(row: JobRecord) -> Job:
         started_at=row.started_at,
         finished_at=row.finished_at,
         next_attempt_at=row.next_attempt_at,
+        phase=row.phase,
+        rate=row.rate,
+        checkpoint=dict(row.checkpoint) if row.checkpoint is not None else None,
     )
 
 
@@ -155,12 +158,20 @@ class JobRepository:
         message: str | None,
         lease_until: datetime,
         now: datetime,
+        phase: str | None = None,
+        rate: float | None = None,
+        checkpoint: Mapping[str, object] | None = None,
     ) -> bool:
-        """Record progress and extend the lease; returns whether cancellation was asked for."""
+        """Record progress and extend the lease; returns whether cancellation was asked for.
+        `phase` and `checkpoint` are kept as they were when not given."""
         row = self._owned(job_id, owner)
         if row is None:
             return True
-        row.progress_done, row.progress_total, row.message = done, total, message
+        row.progress_done, row.progress_total, row.message, row.rate = done, total, message, rate
+        if phase is not None:
+            row.phase = phase
+        if checkpoint is not None:
+            row.checkpoint = dict(checkpoint)
         row.lease_until, row.updated_at = lease_until, now
         return row.cancel_requested
 
@@ -184,10 +195,15 @@ class JobRepository:
         row.finished_at = now
         row.updated_at = now
 
-    def requeue(self, job_id: str, owner: str, *, at: datetime, error: str, now: datetime) -> None:
+    def requeue(
+        self, job_id: str, owner: str, *, at: datetime, error: str, now: datetime, uncount: bool = False
+    ) -> None:
+        """Back to queued until `at`; `uncount` takes back the attempt the claim counted."""
         row = self._owned(job_id, owner)
         if row is None:
             return
+        if uncount:
+            row.attempts = max(0, row.attempts - 1)
         row.state = JobState.QUEUED.value
         row.error = error
         row.next_attempt_at = at

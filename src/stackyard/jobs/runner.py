@@ -28,11 +28,16 @@ _LOG = logging.getLogger(__name__)
 
 
 class RetryLater(StackyardError):
-    """The job cannot finish now (a cloud is down, a lock is held); run it again after `delay` s."""
+    """The job cannot finish now (a cloud is down, a lock is held); run it again after `delay` s.
 
-    def __init__(self, reason: str, delay: float | None = None) -> None:
+    `counts=False` is for waiting rather than failing (no free slot yet): the attempt is not counted
+    towards the runner's max_attempts.
+    """
+
+    def __init__(self, reason: str, delay: float | None = None, *, counts: bool = True) -> None:
         super().__init__(reason)
         self.delay = delay
+        self.counts = counts
 
 
 class JobCancelled(StackyardError):
@@ -51,12 +56,34 @@ class JobContext:
     _runner: JobRunner = field(repr=False)
     _owner: str = field(repr=False)
 
-    def report(self, done: int, total: int | None = None, message: str | None = None) -> None:
-        if self._runner.report(self.job.id, self._owner, done=done, total=total, message=message):
+    def report(
+        self,
+        done: int,
+        total: int | None = None,
+        message: str | None = None,
+        *,
+        phase: str | None = None,
+        rate: float | None = None,
+        checkpoint: Mapping[str, object] | None = None,
+    ) -> None:
+        """Record progress (and, if given, the phase and what a later attempt resumes from)."""
+        cancelled = self._runner.report(
+            self.job.id,
+            self._owner,
+            done=done,
+            total=total,
+            message=message,
+            phase=phase,
+            rate=rate,
+            checkpoint=checkpoint,
+        )
+        if cancelled:
             raise JobCancelled(f"job {self.job.id} was cancelled")
 
 
 Handler = Callable[[JobContext], Mapping[str, object] | None]
+# Called once a job of its kind has ended failed or cancelled, to remove what it left behind.
+Cleanup = Callable[[Job], None]
 
 
 def default_owner() -> str:
@@ -79,9 +106,14 @@ class JobRunner:
         backoff_initial: float = 2.0,
         backoff_cap: float = 300.0,
         max_attempts: int = 50,
+        cleanups: Mapping[str, Cleanup] | None = None,
+        dispatch: Callable[[str], None] | None = None,
     ) -> None:
+        """`dispatch`, when jobs run elsewhere (Celery workers), is told each submitted job's id."""
         self._sessions = sessions
         self._handlers = dict(handlers)
+        self._cleanups = dict(cleanups or {})
+        self._dispatch = dispatch
         self._now = now
         self._owner = owner or default_owner()
         self._lease = timedelta(seconds=lease_seconds)
@@ -97,23 +129,63 @@ class JobRunner:
     def kinds(self) -> tuple[str, ...]:
         return tuple(self._handlers)
 
+    @property
+    def lease_seconds(self) -> float:
+        return self._lease.total_seconds()
+
     def submit(
         self, kind: str, payload: Mapping[str, object], *, subject: str | None, created_by: str
     ) -> Job:
         with transaction(self._sessions) as session:
-            return JobRepository(session).add(
+            job = JobRepository(session).add(
                 kind, payload, subject=subject, created_by=created_by, now=self._now()
             )
+        if self._dispatch is not None:
+            self._dispatch(job.id)
+        return job
 
     def get(self, job_id: str) -> Job:
         with self._sessions() as session:
             return JobRepository(session).get(job_id)
 
-    def report(self, job_id: str, owner: str, *, done: int, total: int | None, message: str | None) -> bool:
+    def cancel(self, job_id: str) -> Job:
+        """A queued job is cancelled at once (and cleaned up now); a running one is asked to stop at
+        its next progress report, and its runner cleans up."""
+        with transaction(self._sessions) as session:
+            job = JobRepository(session).request_cancel(job_id, self._now())
+        cleanup = self._cleanups.get(job.kind)
+        if job.state is JobState.CANCELLED and cleanup is not None:
+            try:
+                cleanup(job)
+            except Exception:  # noqa: BLE001 - the job is cancelled either way; what is left is logged
+                _LOG.exception("cleaning up after cancelled job %s (%s) failed", job.id, job.kind)
+        return job
+
+    def report(
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        done: int,
+        total: int | None,
+        message: str | None,
+        phase: str | None = None,
+        rate: float | None = None,
+        checkpoint: Mapping[str, object] | None = None,
+    ) -> bool:
         now = self._now()
         with transaction(self._sessions) as session:
             return JobRepository(session).report(
-                job_id, owner, done=done, total=total, message=message, lease_until=now + self._lease, now=now
+                job_id,
+                owner,
+                done=done,
+                total=total,
+                message=message,
+                lease_until=now + self._lease,
+                now=now,
+                phase=phase,
+                rate=rate,
+                checkpoint=checkpoint,
             )
 
     def run_one(self, job_id: str, handler: Handler | None = None) -> Job:
@@ -139,7 +211,10 @@ class JobRunner:
         except JobCancelled:
             self._finish(job, JobState.CANCELLED, error="cancelled")
         except _TRANSIENT as exc:
-            if job.attempts >= self._max_attempts:  # `attempts` counts this one: the claim added it
+            counted = not isinstance(exc, RetryLater) or exc.counts
+            if (
+                counted and job.attempts >= self._max_attempts
+            ):  # `attempts` counts this one: the claim added it
                 self._finish(job, JobState.FAILED, error=f"gave up after {job.attempts} attempts: {exc}")
                 return
             asked = exc.delay if isinstance(exc, RetryLater) else None
@@ -147,7 +222,12 @@ class JobRunner:
             now = self._now()
             with transaction(self._sessions) as session:
                 JobRepository(session).requeue(
-                    job.id, self._owner, at=now + timedelta(seconds=delay), error=str(exc), now=now
+                    job.id,
+                    self._owner,
+                    at=now + timedelta(seconds=delay),
+                    error=str(exc),
+                    now=now,
+                    uncount=not counted,
                 )
             _LOG.info("job %s (%s) will retry in %.1f s: %s", job.id, job.kind, delay, exc)
         except StackyardError as exc:
@@ -173,6 +253,12 @@ class JobRunner:
             JobRepository(session).finish(
                 job.id, self._owner, state, now=self._now(), result=result, error=error
             )
+        cleanup = self._cleanups.get(job.kind)
+        if cleanup is not None and state in (JobState.FAILED, JobState.CANCELLED):
+            try:
+                cleanup(self.get(job.id))
+            except Exception:  # noqa: BLE001 - the job has ended either way; what is left is logged
+                _LOG.exception("cleaning up after job %s (%s) failed", job.id, job.kind)
 
     def run_due(self, limit: int = 10) -> int:
         """One polling round: run what is due, one job after another; returns how many were due."""

@@ -106,6 +106,25 @@ def test_retry_later_sets_its_own_delay(sessions: sessionmaker[Session], clock: 
     assert job.next_attempt_at == START + timedelta(seconds=0.5)
 
 
+def test_waiting_for_a_slot_is_not_an_attempt(sessions: sessionmaker[Session], clock: Clock) -> None:
+    """max_attempts is 3; a job told to wait ten times still runs once a slot frees."""
+    waits = iter(range(10))
+
+    def handler(context: JobContext) -> Mapping[str, object]:
+        if next(waits, None) is not None:
+            raise RetryLater("no free slot", delay=1.0, counts=False)
+        return {"ran": True}
+
+    runner = runner_with(sessions, clock, test_wait=handler)
+    job = runner.submit("test.wait", {}, subject=None, created_by="tests")
+    for _ in range(10):
+        waited = runner.run_one(job.id)
+        assert waited.state is JobState.QUEUED and waited.attempts == 0
+        clock.advance(1)
+    done = runner.run_one(job.id)
+    assert done.state is JobState.SUCCEEDED and done.attempts == 1 and done.result == {"ran": True}
+
+
 def test_other_errors_fail_at_once(sessions: sessionmaker[Session], clock: Clock) -> None:
     def invalid(context: JobContext) -> None:
         raise ValidationError("instance", "no such thing")
