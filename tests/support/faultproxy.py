@@ -57,6 +57,7 @@ class FaultKind(StrEnum):
     RESET_BEFORE = "reset-before-forward"
     RESET_AFTER = "reset-after-forward"
     DELAY = "delay"
+    CUT_BODY = "cut-body"  # the response starts, then the connection drops after `cut_after` bytes
 
 
 class RetryAfter(StrEnum):
@@ -78,6 +79,8 @@ class FaultPlan:
     reset_after_forward: float = 0.5
     delay: float = 0.0
     delay_seconds: float = 0.0
+    cut_body: float = 0.0
+    cut_after: int = 1024 * 1024
     retry_after: RetryAfter = RetryAfter.NONE
     retry_after_seconds: int = 1
     methods: frozenset[str] = frozenset()  # empty: every method
@@ -88,10 +91,17 @@ class FaultPlan:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        rates = (self.error_503, self.too_many_429, self.reset, self.delay, self.reset_after_forward)
+        rates = (
+            self.error_503,
+            self.too_many_429,
+            self.reset,
+            self.delay,
+            self.cut_body,
+            self.reset_after_forward,
+        )
         if any(not 0.0 <= rate <= 1.0 for rate in rates):
             raise ValueError(f"probabilities must lie in [0, 1]: {self}")
-        if self.error_503 + self.too_many_429 + self.reset + self.delay > 1.0 + 1e-9:
+        if self.error_503 + self.too_many_429 + self.reset + self.delay + self.cut_body > 1.0 + 1e-9:
             raise ValueError(f"fault probabilities add up to more than 1: {self}")
         if self.delay > 0 and self.delay_seconds <= 0:
             raise ValueError("a delay fault needs delay_seconds > 0")
@@ -118,6 +128,7 @@ class FaultPlan:
             (FaultKind.TOO_MANY_429, self.too_many_429),
             (FaultKind.RESET_BEFORE, self.reset),
             (FaultKind.DELAY, self.delay),
+            (FaultKind.CUT_BODY, self.cut_body),
         ):
             edge += rate
             if roll < edge:
@@ -133,6 +144,7 @@ class Exchange:
     method: str
     path: str
     fault: FaultKind | None
+    range: str | None = None  # the request's Range header, for tests of resumed downloads
 
 
 def devcloud_upstreams(ports: Ports) -> dict[str, int]:
@@ -279,7 +291,9 @@ class FaultProxy:
             self._log.clear()
             self._streaks.clear()
 
-    def _decide(self, service: str, method: str, path: str) -> tuple[FaultKind | None, FaultPlan]:
+    def _decide(
+        self, service: str, method: str, path: str, range_header: str | None = None
+    ) -> tuple[FaultKind | None, FaultPlan]:
         """The fault for this request, and the plan it came from (set_plan may race with requests)."""
         with self._lock:
             plan = self._plan
@@ -295,7 +309,7 @@ class FaultProxy:
                 self._streaks[key] = self._streaks[key] + 1 if fault is not None else 0
             if fault is not None:
                 self._counts[fault] += 1
-            self._log.append(Exchange(service, method, path, fault))
+            self._log.append(Exchange(service, method, path, fault, range_header))
             return fault, plan
 
     def _track(self, conn: socket.socket, alive: bool) -> None:
@@ -339,7 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # tests read FaultProxy.log instead of stderr noise
 
     def _relay(self) -> None:
-        fault, plan = self.server.proxy._decide(self.server.service, self.command, urlsplit(self.path).path)
+        fault, plan = self.server.proxy._decide(
+            self.server.service, self.command, urlsplit(self.path).path, self.headers.get("Range")
+        )
         try:
             if fault is FaultKind.RESET_BEFORE:
                 self._reset()
@@ -370,6 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reset()
                 return
             if fault is FaultKind.DELAY and self.server.proxy._sleep(plan.delay_seconds):
+                self._reset()
+                return
+            if fault is FaultKind.CUT_BODY:
+                self._answer(response, limit=plan.cut_after)
                 self._reset()
                 return
             self._answer(response)
@@ -416,7 +436,8 @@ class _Handler(BaseHTTPRequestHandler):
             size -= len(piece)
             yield piece
 
-    def _answer(self, response: http.client.HTTPResponse) -> None:
+    def _answer(self, response: http.client.HTTPResponse, limit: int | None = None) -> None:
+        """Relay the response; with `limit`, stop after that many body bytes (the caller then cuts)."""
         proxy = self.server.proxy
         headers = [(n, proxy.rewrite_url(v)) for n, v in response.getheaders() if n.lower() not in HOP_BY_HOP]
         if self.command == "HEAD" or response.status in (204, 304) or response.status < 200:
@@ -443,8 +464,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # HTTP/1.0 client: the body ends when we close
         self._start(response, headers)
         piece = first or response.read1(PIECE)
+        sent = 0
         while piece:
+            if limit is not None and sent + len(piece) > limit:
+                piece = piece[: limit - sent]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if is_chunked and piece else piece)
+                self.wfile.flush()
+                return
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if is_chunked else piece)
+            sent += len(piece)
             piece = response.read1(PIECE)
         if is_chunked:
             self.wfile.write(b"0\r\n\r\n")

@@ -39,6 +39,7 @@ DEBIAN_PACKAGES = {
     "mariadb-dump": "mariadb-client",
     "rabbitmq-server": "rabbitmq-server",
     "memcached": "memcached",
+    "qemu-img": "qemu-utils",  # exports that convert disk formats
 }
 
 Report = Callable[[str], None]

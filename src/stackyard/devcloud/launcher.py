@@ -144,7 +144,9 @@ class Devcloud:
     def _up(self, options: UpOptions) -> UpResult:
         began = time.monotonic()
         install.ensure_venv(self.layout, self.report)
-        executables = ["memcached", "mariadb", "mariadb-dump"]
+        # qemu-img is not the devcloud's own need: installing it here makes `./dev up` the one setup
+        # step for exports that convert disk formats.
+        executables = ["memcached", "mariadb", "mariadb-dump", "qemu-img"]
         if options.db_url is None:
             executables.append("mariadbd")
         if needs_broker(options.components) and options.broker_url is None:

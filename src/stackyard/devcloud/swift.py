@@ -216,7 +216,10 @@ def _authtoken(ctx: CloudContext) -> dict[str, str | int | bool]:
         "service_token_roles_required": True,
         # Anonymous requests (tempurl, public containers) reach keystoneauth, which decides.
         "delay_auth_decision": True,
-        "include_service_catalog": False,
+        # NOTE: not include_service_catalog = false: keystonemiddleware caches validated tokens in the
+        # memcached every service shares, so a token Swift validated first would reach Nova without
+        # its catalog, and Nova then fails a server create with EmptyCatalog (it finds Glance there).
+        "include_service_catalog": True,
     }
 
 
