@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
 import stackyard.auth.orm
+import stackyard.exports.orm
 import stackyard.jobs.orm
 import stackyard.pricing.orm
 import stackyard.quotas.orm
@@ -21,6 +22,7 @@ from support.postgres import temporary_database
 
 # Imported for their tables on Base.metadata.
 assert stackyard.auth.orm and stackyard.pricing.orm and stackyard.jobs.orm and stackyard.quotas.orm
+assert stackyard.exports.orm
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -53,7 +55,7 @@ def test_downgrade_to_base_and_upgrade_again(engine: Engine) -> None:
     assert current_revision(engine) is None
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(engine)
-    assert {"price_books", "api_keys"} <= set(inspect(engine).get_table_names())
+    assert {"price_books", "api_keys", "exports"} <= set(inspect(engine).get_table_names())
 
 
 def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:

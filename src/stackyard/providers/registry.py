@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from stackyard.cloud.compute import ComputeGateway
 from stackyard.cloud.connect import CloudSources, clouds_yaml_names
+from stackyard.cloud.images import ImageGateway
+from stackyard.cloud.objects import ObjectStoreGateway
 from stackyard.cloud.settings import CloudSettings
 from stackyard.config import Settings
 from stackyard.devcloud.access import credentials
 from stackyard.devcloud.context import Layout
 from stackyard.devcloud.launcher import Devcloud, default_root
 from stackyard.errors import ConfigError, StackyardError, ValidationError
+from stackyard.exports.service import CloudFor, CloudHandles
 from stackyard.providers.base import ENTRY_POINT_GROUP, Provider
 from stackyard.providers.openstack import TYPE as OPENSTACK
 from stackyard.providers.openstack import CloudRuntime, OpenStackProvider
@@ -146,3 +151,35 @@ def quota_provider(settings: Settings, providers: Mapping[str, Provider]) -> Ope
     if not isinstance(chosen, OpenStackProvider):
         raise ConfigError(f"quotas.cloud: {wanted!r} is not a configured OpenStack provider")
     return chosen
+
+
+def export_provider(settings: Settings, providers: Mapping[str, Provider]) -> OpenStackProvider:
+    """Where exports run by default: `exports.cloud`, else the cloud that authenticates API callers."""
+    wanted = settings.exports.cloud
+    chosen = providers.get(wanted) if wanted is not None else identity_provider(settings, providers)
+    if not isinstance(chosen, OpenStackProvider):
+        raise ConfigError(f"exports.cloud: {wanted!r} is not a configured OpenStack provider")
+    return chosen
+
+
+def export_cloud(providers: Mapping[str, Provider]) -> CloudFor:
+    """Gateways for an export on (provider, region), with the provider's own credentials; one set per
+    region, shared by the jobs that run there."""
+    made: dict[tuple[str, str | None], CloudHandles] = {}
+    lock = threading.Lock()
+
+    def cloud_for(name: str, region: str | None) -> CloudHandles:
+        provider = providers.get(name)
+        if not isinstance(provider, OpenStackProvider):
+            raise ValidationError("provider", f"{name!r} is not an OpenStack provider; exports need Glance")
+        with lock:
+            handles = made.get((name, region))
+            if handles is None:
+                session = provider.service_session(region)
+                handles = CloudHandles(
+                    ComputeGateway(session), ImageGateway(session), ObjectStoreGateway(session)
+                )
+                made[(name, region)] = handles
+            return handles
+
+    return cloud_for

@@ -1,0 +1,1 @@
+"""Instance export and backup: snapshot, stream from Glance to Swift or a file, restore, retention."""
