@@ -15,7 +15,19 @@ from starlette.routing import Match
 from stackyard import __version__
 from stackyard.api.errors import install_error_handlers, internal_error_response, stackyard_error_response
 from stackyard.api.requestctx import REQUEST_ID_HEADER, new_request_id, set_request_id
-from stackyard.api.routes import auth, courses, health, instances, jobs, pricing, providers, quota, students
+from stackyard.api.routes import (
+    auth,
+    courses,
+    exports,
+    health,
+    instances,
+    jobs,
+    pricing,
+    providers,
+    quota,
+    storage,
+    students,
+)
 from stackyard.api.schemas import ErrorBody
 from stackyard.api.state import AppState
 from stackyard.errors import ValidationError
@@ -139,6 +151,8 @@ def create_app(state: AppState) -> FastAPI:
         courses.router,
         quota.router,
         jobs.router,
+        exports.router,
+        storage.router,
     ):
         app.include_router(router, responses=_ERROR_RESPONSES)
     return app

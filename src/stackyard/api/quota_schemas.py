@@ -85,6 +85,9 @@ class JobRead(BaseModel):
     subject: str | None
     progress_done: int
     progress_total: int | None
+    phase: str | None = Field(default=None, description="The step a running job is in, e.g. transferring.")
+    rate: float | None = Field(default=None, description="Progress units (bytes for exports) per second.")
+    eta_seconds: float | None = None
     message: str | None
     attempts: int
     error: str | None
@@ -104,6 +107,9 @@ class JobRead(BaseModel):
             subject=job.subject,
             progress_done=job.progress_done,
             progress_total=job.progress_total,
+            phase=job.phase,
+            rate=job.rate,
+            eta_seconds=job.eta_seconds,
             message=job.message,
             attempts=job.attempts,
             error=job.error,

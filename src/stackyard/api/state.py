@@ -13,6 +13,9 @@ from stackyard.auth.service import AuthService
 from stackyard.cloud.clock import Clock
 from stackyard.config import Settings
 from stackyard.errors import ConfigError
+from stackyard.exports.imports import ImportService
+from stackyard.exports.service import ExportService
+from stackyard.exports.storage import StorageService
 from stackyard.jobs.runner import JobRunner, Periodic
 from stackyard.providers.base import Provider
 from stackyard.quotas.runtime import QuotaRuntime
@@ -31,7 +34,11 @@ class AppState:
     clock: Clock
     runner: JobRunner
     quota_runtime: QuotaRuntime | None = None
+    exports: ExportService | None = None
+    imports: ImportService | None = None
+    storage: StorageService | None = None
     periodic: tuple[Periodic, ...] = ()
+    runs_jobs: bool = True  # False when jobs run on Celery workers (jobs.broker_url)
 
     @property
     def quotas(self) -> QuotaRuntime:
@@ -39,9 +46,28 @@ class AppState:
             raise ConfigError("quotas by enrollment need an OpenStack provider (quotas.cloud)")
         return self.quota_runtime
 
+    @property
+    def export_service(self) -> ExportService:
+        if self.exports is None:
+            raise ConfigError("exports need an OpenStack provider with Glance")
+        return self.exports
+
+    @property
+    def import_service(self) -> ImportService:
+        if self.imports is None:
+            raise ConfigError("imports need an OpenStack provider with Glance")
+        return self.imports
+
+    @property
+    def storage_service(self) -> StorageService:
+        if self.storage is None:
+            raise ConfigError("storage downloads need an OpenStack provider with Swift")
+        return self.storage
+
     def start_background(self) -> None:
         """The job runner and periodic rounds; started by the app's lifespan, never by building state."""
-        self.runner.start()
+        if self.runs_jobs:
+            self.runner.start()
         for task in self.periodic:
             task.start()
 

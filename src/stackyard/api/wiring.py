@@ -22,12 +22,19 @@ from stackyard.cloud.retry import RetryPolicy
 from stackyard.cloud.settings import CloudSettings
 from stackyard.config import Settings, load_settings
 from stackyard.db.engine import make_engine, session_factory
+from stackyard.exports.imports import ImportService
+from stackyard.exports.lifecycle import ExportLifecycle, parse_schedules
+from stackyard.exports.service import ExportService
+from stackyard.exports.storage import StorageService
+from stackyard.jobs.celery import CeleryDispatcher, Sweeper, make_celery
 from stackyard.jobs.runner import JobRunner, Periodic, default_owner
 from stackyard.providers.base import Provider
 from stackyard.providers.openstack import CloudRuntime
 from stackyard.providers.registry import (
     build_providers,
     devcloud_cloud_settings,
+    export_cloud,
+    export_provider,
     identity_provider,
     needs_devcloud,
     quota_provider,
@@ -69,8 +76,42 @@ def build_state(settings: Settings, *, devcloud: CloudSettings | None = None) ->
     auth_url, verify = identity_provider(settings, providers).identity_endpoint()
     sessions = session_factory(make_engine(settings.effective_database_url))
     quota_runtime = _quota_runtime(settings, providers, sessions)
-    runner = JobRunner(sessions, quota_runtime.tasks.handlers(), owner=default_owner())
-    periodic = (Periodic("quota-round", settings.quotas.scheduler_interval, quota_runtime.tasks.run_round),)
+    dispatcher = CeleryDispatcher(make_celery(settings.jobs.broker_url)) if settings.jobs.broker_url else None
+    cloud_for = export_cloud(providers)
+    staging = settings.data_dir.expanduser() / "staging"
+    exports = ExportService(sessions, cloud_for, settings.exports, dispatch=dispatcher, staging_dir=staging)
+    imports = ImportService(sessions, cloud_for, dispatch=dispatcher)
+    storage = StorageService(sessions, cloud_for, dispatch=dispatcher)
+    lifecycle = ExportLifecycle(
+        sessions,
+        exports,
+        cloud_for,
+        export_provider(settings, providers).name,
+        parse_schedules(settings.exports.schedules),
+        dispatch=dispatcher,
+    )
+    runner = JobRunner(
+        sessions,
+        {
+            **quota_runtime.tasks.handlers(),
+            **exports.handlers(),
+            **imports.handlers(),
+            **storage.handlers(),
+            **lifecycle.handlers(),
+        },
+        owner=default_owner(),
+        threads=settings.jobs.threads,
+        lease_seconds=settings.jobs.lease_seconds,
+        cleanups={**exports.cleanups(), **imports.cleanups()},
+        dispatch=dispatcher,
+    )
+    periodic = [
+        Periodic("quota-round", settings.quotas.scheduler_interval, quota_runtime.tasks.run_round),
+        Periodic("export-schedules", 60.0, lifecycle.fire_due),
+    ]
+    if dispatcher is not None:
+        # Jobs run on `stackyard worker`; this process only publishes what is due and has no message.
+        periodic.append(Periodic("job-sweep", 30.0, Sweeper(sessions, runner.kinds, dispatcher).sweep))
     secret = settings.api.secret_key or load_or_create_secret(settings.data_dir.expanduser() / "secret_key")
     auth = AuthService(
         identity=KeystoneIdentity(auth_url, verify=verify, timeout=settings.request_timeout),
@@ -90,7 +131,11 @@ def build_state(settings: Settings, *, devcloud: CloudSettings | None = None) ->
         clock=clock,
         runner=runner,
         quota_runtime=quota_runtime,
-        periodic=periodic,
+        exports=exports,
+        imports=imports,
+        storage=storage,
+        periodic=tuple(periodic),
+        runs_jobs=dispatcher is None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,11 +20,18 @@ from stackyard.config import Settings, load_settings
 from stackyard.db.engine import make_engine, redacted_url, session_factory
 from stackyard.db.migrate import is_up_to_date, upgrade
 from stackyard.errors import ConfigError
+from stackyard.exports.imports import ImportService
+from stackyard.exports.lifecycle import ExportLifecycle, parse_schedules
+from stackyard.exports.service import ExportService
+from stackyard.jobs.celery import CeleryDispatcher, make_celery
 from stackyard.jobs.runner import JobRunner
+from stackyard.providers.base import Provider
 from stackyard.providers.openstack import CloudRuntime
 from stackyard.providers.registry import (
     build_providers,
     devcloud_cloud_settings,
+    export_cloud,
+    export_provider,
     needs_devcloud,
     quota_provider,
 )
@@ -86,11 +94,7 @@ class QuotaCommands:
     policy: QuotaPolicy
 
 
-def quota_commands() -> QuotaCommands:
-    """The same cloud the API uses for student projects (`quotas.cloud`, else the identity provider;
-    the local devcloud on the embedded default), with the provider's own credentials."""
-    settings = load_settings()
-    sessions = open_database(settings)
+def _providers(settings: Settings) -> dict[str, Provider]:
     clock = SystemClock()
     runtime = CloudRuntime(
         policy=retry_policy(settings),
@@ -98,7 +102,62 @@ def quota_commands() -> QuotaCommands:
         limiter=RateLimiter(settings.rate_limits, clock=clock) if settings.rate_limits else None,
     )
     devcloud = devcloud_cloud_settings() if needs_devcloud(settings) else None
-    providers = build_providers(settings, runtime, devcloud=devcloud)
+    return build_providers(settings, runtime, devcloud=devcloud)
+
+
+def quota_commands() -> QuotaCommands:
+    """The same cloud the API uses for student projects (`quotas.cloud`, else the identity provider;
+    the local devcloud on the embedded default), with the provider's own credentials."""
+    settings = load_settings()
+    sessions = open_database(settings)
+    providers = _providers(settings)
     policy = QuotaPolicy.from_settings(settings.quotas)
     quotas = build_quota_runtime(sessions, quota_provider(settings, providers).service_session(), policy)
     return QuotaCommands(settings, sessions, quotas, JobRunner(sessions, quotas.tasks.handlers()), policy)
+
+
+@dataclass(frozen=True)
+class ExportCommands:
+    """The export slice for a command: jobs run in the command's process unless a broker is configured,
+    in which case they are published for `stackyard worker`."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    providers: dict[str, Provider]
+    service: ExportService
+    imports: ImportService
+    lifecycle: ExportLifecycle
+    runner: JobRunner
+    default_provider: str
+    dispatcher: CeleryDispatcher | None
+
+
+def export_commands(stdout: BinaryIO | None = None) -> ExportCommands:
+    settings = load_settings()
+    sessions = open_database(settings)
+    providers = _providers(settings)
+    broker = settings.jobs.broker_url
+    dispatcher = CeleryDispatcher(make_celery(broker)) if broker else None
+    cloud_for = export_cloud(providers)
+    service = ExportService(
+        sessions,
+        cloud_for,
+        settings.exports,
+        dispatch=dispatcher,
+        stdout=stdout,
+        staging_dir=settings.data_dir.expanduser() / "staging",
+    )
+    imports = ImportService(sessions, cloud_for, dispatch=dispatcher)
+    default = export_provider(settings, providers).name
+    schedules = parse_schedules(settings.exports.schedules)
+    lifecycle = ExportLifecycle(sessions, service, cloud_for, default, schedules, dispatch=dispatcher)
+    runner = JobRunner(
+        sessions,
+        {**service.handlers(), **imports.handlers(), **lifecycle.handlers()},
+        cleanups={**service.cleanups(), **imports.cleanups()},
+        lease_seconds=settings.jobs.lease_seconds,
+        dispatch=dispatcher,
+    )
+    return ExportCommands(
+        settings, sessions, providers, service, imports, lifecycle, runner, default, dispatcher
+    )

@@ -10,7 +10,7 @@ import typer
 
 from stackyard.cli.common import DebugOption, FormatOption, boundary, context, local_actor
 from stackyard.cli.enrollment import find_course, find_student, quota_command, run_jobs
-from stackyard.cli.factory import QuotaCommands, quota_commands
+from stackyard.cli.factory import QuotaCommands, export_commands, quota_commands
 from stackyard.cli.render import OutputFormat, Row, emit_one, emit_rows
 from stackyard.db.base import utcnow
 from stackyard.db.engine import transaction
@@ -281,9 +281,9 @@ def jobs_show(job_id: str, fmt: FormatOption = OutputFormat.TABLE, debug: DebugO
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str, debug: DebugOption = False) -> None:
     """A queued job is cancelled at once; a running one stops at its next progress report."""
-    with quota_command(OutputFormat.TABLE, debug) as (ctx, cmds):
-        with transaction(cmds.sessions) as session:
-            job = JobRepository(session).request_cancel(job_id, utcnow())
+    ctx = context(None, None, OutputFormat.TABLE, debug)
+    with boundary(ctx):
+        job = export_commands().runner.cancel(job_id)  # the runner that knows how to clean each kind up
         ctx.err.print(
             f"job {job.id}: {job.state.value}" + (" (cancellation requested)" if job.cancel_requested else "")
         )

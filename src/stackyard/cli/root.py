@@ -12,10 +12,13 @@ from stackyard.cli import (
     db,
     devcloud,
     enrollment,
+    exports,
     instances,
     providers,
     quotas,
     serve,
+    swift,
+    worker,
 )
 
 app = typer.Typer(no_args_is_help=True, help="Operate OpenStack clouds for others.")
@@ -38,7 +41,10 @@ app.add_typer(enrollment.profiles_app, name="profiles")
 app.add_typer(quotas.quotas_app, name="quotas")
 app.add_typer(quotas.import_app, name="import")
 app.add_typer(quotas.jobs_app, name="jobs")
+app.add_typer(exports.exports_app, name="exports")
+app.add_typer(swift.swift_app, name="swift")
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 
 
 def main() -> None:

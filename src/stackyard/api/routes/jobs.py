@@ -9,8 +9,6 @@ from fastapi import APIRouter, Path, Query
 from stackyard.api.deps import CurrentPrincipal, State
 from stackyard.api.quota_schemas import JobList, JobRead
 from stackyard.auth.models import Principal
-from stackyard.db.base import utcnow
-from stackyard.db.engine import transaction
 from stackyard.errors import NotFound
 from stackyard.jobs.models import Job, JobState
 from stackyard.jobs.repository import JobRepository
@@ -48,6 +46,4 @@ def get_job(job_id: JobId, state: State, principal: CurrentPrincipal) -> JobRead
 def cancel_job(job_id: JobId, state: State, principal: CurrentPrincipal) -> JobRead:
     """A queued job is cancelled at once; a running one stops at its next progress report."""
     _visible(principal, state.runner.get(job_id))
-    with transaction(state.sessions) as session:
-        job = JobRepository(session).request_cancel(job_id, utcnow())
-    return JobRead.of(job)
+    return JobRead.of(state.runner.cancel(job_id))
