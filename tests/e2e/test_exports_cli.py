@@ -117,8 +117,12 @@ def test_export_to_swift_then_download_and_restore(
     assert isinstance(restored, dict)
     conn_image = restored["image_id"]
     assert restored["hash_value"] == hashlib.sha512(DATA).hexdigest()
+    there = ok(env, "swift", "exists", export["location"], "-f", "json")
+    assert isinstance(there, dict) and there["bytes"] == export["stored_bytes"]
     ok_delete = sy(env, "swift", "delete", export["location"])
     assert ok_delete.returncode == 0
+    gone = sy(env, "swift", "exists", export["location"])
+    assert gone.returncode == 1 and "no such object" in gone.stderr.decode()
     assert sy(env, "swift", "delete", export["location"]).returncode == 1  # already gone: reported, exit 1
     listing = ok(env, "swift", "list", f"swift://{container}/.stackyard-segments/cli/", "-f", "json")
     assert listing == []  # the large object's segments went with it

@@ -14,7 +14,7 @@ from stackyard.cli.catalog import images_app
 from stackyard.cli.common import DebugOption, FormatOption, boundary, context, local_actor
 from stackyard.cli.exports import JobWatcher
 from stackyard.cli.factory import export_commands
-from stackyard.cli.render import OutputFormat, emit_one, emit_rows
+from stackyard.cli.render import OutputFormat, Row, emit_one, emit_rows
 from stackyard.errors import NotFound, ValidationError
 from stackyard.exports.imports import BootSpec, ImportRequest
 from stackyard.exports.models import parse_size, parse_swift_url
@@ -124,6 +124,31 @@ def swift_list(
             for item in objects.objects(location.container, prefix=location.name or None, delimiter=delimiter)
         )
         emit_rows(rows, ["name", "bytes", "large", "last_modified"], ctx.fmt, sys.stdout, ctx.out)
+
+
+@swift_app.command("exists")
+def swift_exists(
+    url: Annotated[str, typer.Argument(help="swift://container/name")],
+    provider: ProviderOption = None,
+    region: RegionOption = None,
+    fmt: FormatOption = OutputFormat.TABLE,
+    debug: DebugOption = False,
+) -> None:
+    """Exit 0 and show the object (size, etag, large or not) if it exists; exit 1 if it does not."""
+    ctx = context(None, region, fmt, debug)
+    with boundary(ctx):
+        cmds = export_commands()
+        objects = cmds.service.cloud(provider or cmds.default_provider, region).objects
+        location = parse_swift_url(url)
+        if location.is_prefix:
+            raise ValidationError("url", f"{url} names a prefix; give an object name")
+        info = objects.head_object(location.container, location.name)
+        if info is not None:
+            row: Row = {"name": info.name, "bytes": info.size, "large": info.is_large, "etag": info.etag}
+            emit_one(row, ctx.fmt, sys.stdout, ctx.out)
+    if info is None:
+        ctx.err.print(f"{url}: no such object")
+        raise typer.Exit(1)
 
 
 @swift_app.command("delete")
