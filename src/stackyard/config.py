@@ -42,6 +42,13 @@ Built in entry points only, never at import time. Example file:
       schedules:                                # run by `stackyard serve`
         - {name: nightly, cron: "0 2 * * *", target: "swift://backups/nightly/", tags: [backup],
            options: {compression: zstd}, keep_last: 3, gfs: "7d,4w,12m"}
+    inventory:
+      cloud: null                               # provider inventory syncs run against
+      metadata_key: null                        # server metadata key holding the node name
+      allow_down: false                         # DOWN ports count as ready
+      endpoints:                                # where node configs are POSTed, by name
+        agent: {url: "https://agent.example/v1/node-configs", timeout: 10, insecure: false,
+                auth_header_env: AGENT_AUTH}    # the Authorization value is read from this variable
 """
 
 from __future__ import annotations
@@ -126,6 +133,14 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
+class InventorySettings:
+    cloud: str | None = None  # provider syncs run against (default: the one that authenticates callers)
+    metadata_key: str | None = None  # server metadata key holding the node name
+    allow_down: bool = False  # DOWN ports count as ready
+    endpoints: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # checked by inventory
+
+
+@dataclass(frozen=True)
 class Settings:
     config_file: Path | None = None
     openstack_provider: Mapping[str, object] | None = None
@@ -141,6 +156,7 @@ class Settings:
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
     exports: ExportSettings = field(default_factory=ExportSettings)
+    inventory: InventorySettings = field(default_factory=InventorySettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -187,6 +203,7 @@ def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], p
         "quotas",
         "jobs",
         "exports",
+        "inventory",
     }
     for key in document:
         if key not in known:
@@ -246,6 +263,7 @@ def parse_settings(document: Mapping[str, object], environ: Mapping[str, str], p
         quotas=_quotas(_section(document, "quotas")),
         jobs=_jobs(_section(document, "jobs"), environ),
         exports=_exports(_section(document, "exports")),
+        inventory=_inventory(_section(document, "inventory")),
     )
 
 
@@ -297,6 +315,26 @@ def _exports(section: Mapping[str, object]) -> ExportSettings:
         per_target=count("per_target", defaults.per_target),
         bandwidth=None if bandwidth is None else _number(bandwidth, "exports.bandwidth", minimum=1024),
         schedules=_schedules(section.get("schedules")),
+    )
+
+
+def _inventory(section: Mapping[str, object]) -> InventorySettings:
+    _known(section, "inventory", InventorySettings)
+    for name in ("cloud", "metadata_key"):
+        if section.get(name) is not None and not isinstance(section.get(name), str):
+            raise ValidationError(f"inventory.{name}", "expected a string")
+    allow_down = section.get("allow_down", False)
+    if not isinstance(allow_down, bool):
+        raise ValidationError("inventory.allow_down", "expected true or false")
+    endpoints = section.get("endpoints") or {}
+    if not isinstance(endpoints, Mapping) or not all(isinstance(v, Mapping) for v in endpoints.values()):
+        raise ValidationError("inventory.endpoints", "expected a mapping of name: {url, timeout, ...}")
+    cloud, metadata_key = section.get("cloud"), section.get("metadata_key")
+    return InventorySettings(
+        cloud=str(cloud) if cloud else None,
+        metadata_key=str(metadata_key) if metadata_key else None,
+        allow_down=allow_down,
+        endpoints={str(name): dict(value) for name, value in endpoints.items()},
     )
 
 

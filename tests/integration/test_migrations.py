@@ -12,6 +12,7 @@ from sqlalchemy import Engine, inspect
 
 import stackyard.auth.orm
 import stackyard.exports.orm
+import stackyard.inventory.orm
 import stackyard.jobs.orm
 import stackyard.pricing.orm
 import stackyard.quotas.orm
@@ -22,7 +23,7 @@ from support.postgres import temporary_database
 
 # Imported for their tables on Base.metadata.
 assert stackyard.auth.orm and stackyard.pricing.orm and stackyard.jobs.orm and stackyard.quotas.orm
-assert stackyard.exports.orm
+assert stackyard.exports.orm and stackyard.inventory.orm
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

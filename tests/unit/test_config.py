@@ -97,3 +97,37 @@ def test_bad_service_settings_name_the_field(document: dict[str, object], field:
     with pytest.raises(ValidationError) as caught:
         parse_settings(document, {}, None)
     assert caught.value.field == field
+
+
+def test_inventory_settings() -> None:
+    settings = parse_settings(
+        {
+            "inventory": {
+                "cloud": "prod",
+                "metadata_key": "k8s-node",
+                "allow_down": True,
+                "endpoints": {"agent": {"url": "https://agent.test/v1", "auth_header_env": "AGENT_AUTH"}},
+            }
+        },
+        {},
+        None,
+    )
+    inventory = settings.inventory
+    assert (inventory.cloud, inventory.metadata_key, inventory.allow_down) == ("prod", "k8s-node", True)
+    assert inventory.endpoints["agent"]["url"] == "https://agent.test/v1"
+    assert parse_settings({}, {}, None).inventory.endpoints == {}
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"colour": 1}, "inventory.colour"),
+        ({"allow_down": "yes"}, "inventory.allow_down"),
+        ({"metadata_key": 3}, "inventory.metadata_key"),
+        ({"endpoints": ["https://x"]}, "inventory.endpoints"),
+    ],
+)
+def test_bad_inventory_settings_name_the_field(section: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_settings({"inventory": section}, {}, None)
+    assert info.value.field == field

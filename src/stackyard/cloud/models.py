@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
-from stackyard.cloud.status import ImageStatus, ServerStatus
+from stackyard.cloud.status import ImageStatus, PortStatus, ServerStatus
 
 
 class PowerState(IntEnum):
@@ -140,3 +141,40 @@ class Keypair:
     type: str
     public_key: str
     private_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Subnet:
+    """A subnet with its network's MTU."""
+
+    id: str
+    name: str | None
+    cidr: str
+    gateway_ip: str | None
+    network_id: str
+    mtu: int | None
+
+
+@dataclass(frozen=True)
+class FixedIp:
+    subnet_id: str | None
+    address: str
+
+
+@dataclass(frozen=True)
+class Port:
+    id: str
+    device_id: str  # the VM the port is attached to
+    mac_address: str
+    status: PortStatus
+    network_id: str
+    fixed_ips: tuple[FixedIp, ...]
+
+
+@dataclass(frozen=True)
+class ServerRef:
+    """What the inventory needs of a server: its name and metadata."""
+
+    id: str
+    name: str | None
+    metadata: Mapping[str, str] = field(default_factory=dict)

@@ -13,9 +13,10 @@ import hashlib
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
+from stackyard.cloud.models import Port, ServerRef, Subnet
 from stackyard.cloud.status import PortStatus
 from stackyard.errors import ValidationError
 
@@ -24,39 +25,9 @@ PAYLOAD_KIND = "MultiNicNodeConfig"
 DEFAULT_ALLOWED_STATUSES: frozenset[PortStatus] = frozenset({PortStatus.ACTIVE})
 
 
-@dataclass(frozen=True)
-class Subnet:
-    """The subnet a sync is about, with its network's MTU."""
-
-    id: str
-    name: str | None
-    cidr: str
-    gateway_ip: str | None
-    network_id: str
-    mtu: int | None
-
-
-@dataclass(frozen=True)
-class FixedIp:
-    subnet_id: str | None
-    address: str
-
-
-@dataclass(frozen=True)
-class Port:
-    id: str
-    device_id: str  # the VM the port is attached to
-    mac_address: str
-    status: PortStatus
-    network_id: str
-    fixed_ips: tuple[FixedIp, ...]
-
-
-@dataclass(frozen=True)
-class Server:
-    id: str
-    name: str | None
-    metadata: Mapping[str, str] = field(default_factory=dict)
+def allowed_statuses(*, allow_down: bool) -> frozenset[PortStatus]:
+    """The port statuses that count as ready: ACTIVE, and DOWN when asked."""
+    return DEFAULT_ALLOWED_STATUSES | ({PortStatus.DOWN} if allow_down else frozenset())
 
 
 @dataclass(frozen=True)
@@ -150,7 +121,7 @@ def provider_id(instance_id: str) -> str:
     return f"openstack:///{instance_id}"
 
 
-def node_name_of(server: Server | None, instance_id: str, metadata_key: str | None) -> str:
+def node_name_of(server: ServerRef | None, instance_id: str, metadata_key: str | None) -> str:
     """The metadata key's value if set and non-empty, else the server's name, else the VM id."""
     if server is not None:
         if metadata_key:
@@ -208,7 +179,7 @@ def _in_network(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Net
 def build_node_configs(
     instance_ids: Iterable[str],
     ports: Iterable[Port],
-    servers: Mapping[str, Server],
+    servers: Mapping[str, ServerRef],
     subnet: Subnet,
     *,
     metadata_key: str | None = None,

@@ -6,15 +6,12 @@ import itertools
 
 import pytest
 
+from stackyard.cloud.models import FixedIp, Port, ServerRef, Subnet
 from stackyard.cloud.status import PortStatus
 from stackyard.errors import ValidationError
 from stackyard.inventory.models import (
     ExclusionReason,
-    FixedIp,
     PollIntervals,
-    Port,
-    Server,
-    Subnet,
     build_node_configs,
     interfaces_in_subnet,
     next_interval,
@@ -43,9 +40,9 @@ def port(
 
 
 SERVERS = {
-    "vm-1": Server("vm-1", "worker-1"),
-    "vm-2": Server("vm-2", "worker-2", {"k8s-node": "node-b"}),
-    "vm-3": Server("vm-3", None),
+    "vm-1": ServerRef("vm-1", "worker-1"),
+    "vm-2": ServerRef("vm-2", "worker-2", {"k8s-node": "node-b"}),
+    "vm-3": ServerRef("vm-3", None),
 }
 
 
@@ -89,17 +86,17 @@ def test_ipv6_subnets_work_the_same_way() -> None:
 @pytest.mark.parametrize(
     ("server", "key", "expected"),
     [
-        (Server("vm-9", "srv", {"node": "n-1"}), "node", "n-1"),
-        (Server("vm-9", "srv", {"node": "  "}), "node", "srv"),  # blank value: fall back
-        (Server("vm-9", "srv", {}), "node", "srv"),
-        (Server("vm-9", "srv", {"node": "n-1"}), None, "srv"),  # no key configured
-        (Server("vm-9", None, {}), "node", "vm-9"),
-        (Server("vm-9", "", {}), None, "vm-9"),
+        (ServerRef("vm-9", "srv", {"node": "n-1"}), "node", "n-1"),
+        (ServerRef("vm-9", "srv", {"node": "  "}), "node", "srv"),  # blank value: fall back
+        (ServerRef("vm-9", "srv", {}), "node", "srv"),
+        (ServerRef("vm-9", "srv", {"node": "n-1"}), None, "srv"),  # no key configured
+        (ServerRef("vm-9", None, {}), "node", "vm-9"),
+        (ServerRef("vm-9", "", {}), None, "vm-9"),
         (None, "node", "vm-9"),
     ],
 )
 def test_node_name_is_the_metadata_value_else_the_server_name_else_the_vm_id(
-    server: Server | None, key: str | None, expected: str
+    server: ServerRef | None, key: str | None, expected: str
 ) -> None:
     assert node_name_of(server, "vm-9", key) == expected
 
@@ -144,7 +141,7 @@ def test_down_ports_are_kept_when_down_is_allowed() -> None:
 
 
 def test_two_vms_claiming_one_node_name_are_both_left_out() -> None:
-    servers = {"vm-1": Server("vm-1", "same"), "vm-2": Server("vm-2", "same")}
+    servers = {"vm-1": ServerRef("vm-1", "same"), "vm-2": ServerRef("vm-2", "same")}
     ports = [port("p-11", "vm-1", ("sub-a", "10.20.0.11")), port("p-21", "vm-2", ("sub-a", "10.20.0.21"))]
     result = build_node_configs(["vm-1", "vm-2"], ports, servers, SUBNET)
     assert result.configs == ()
