@@ -31,6 +31,7 @@ from support.api_server import (
 )
 from support.clouds import sdk_connection
 from support.postgres import temporary_database
+from support.receiver import Receiver
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +48,19 @@ def api_metrics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def inventory_receiver() -> Iterator[Receiver]:
+    """The external API the served inventory pushes to (settings endpoint `receiver`)."""
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
 def api(
     admin_credentials: Credentials,
     pg_database_url: str,
     api_metrics_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    inventory_receiver: Receiver,
 ) -> Iterator[Api]:
     """The API with 2 workers on PostgreSQL, serving the devcloud (as admin) and `broken`, a cloud whose
     Keystone port is closed; retries are cut to one attempt within 5 s so failures come back fast."""
@@ -72,6 +81,14 @@ def api(
                 "api": {"keystone_cloud": DEVCLOUD, "rate_limit": 100000},
                 # Student projects of the API tests are named apit-<number>; quotas.cloud is the devcloud.
                 "quotas": {"project_pattern": "apit-{student_number}", "apply_timeout": 30},
+                "inventory": {
+                    "endpoints": {
+                        "receiver": {
+                            "url": inventory_receiver.url,
+                            "auth_header_env": "STACKYARD_TEST_AGENT_AUTH",
+                        }
+                    }
+                },
             }
         )
     )
@@ -83,6 +100,7 @@ def api(
         extra={
             "STACKYARD_RETRY_ATTEMPTS": "1",
             "STACKYARD_RETRY_DEADLINE": "5",
+            "STACKYARD_TEST_AGENT_AUTH": "Bearer api-tests-agent",
             "PROMETHEUS_MULTIPROC_DIR": str(api_metrics_dir),
         },
     )

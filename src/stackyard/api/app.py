@@ -21,6 +21,7 @@ from stackyard.api.routes import (
     exports,
     health,
     instances,
+    inventory,
     jobs,
     pricing,
     providers,
@@ -153,6 +154,7 @@ def create_app(state: AppState) -> FastAPI:
         jobs.router,
         exports.router,
         storage.router,
+        inventory.router,
     ):
         app.include_router(router, responses=_ERROR_RESPONSES)
     return app

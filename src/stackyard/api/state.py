@@ -16,6 +16,7 @@ from stackyard.errors import ConfigError
 from stackyard.exports.imports import ImportService
 from stackyard.exports.service import ExportService
 from stackyard.exports.storage import StorageService
+from stackyard.inventory.service import InventoryService
 from stackyard.jobs.runner import JobRunner, Periodic
 from stackyard.providers.base import Provider
 from stackyard.quotas.runtime import QuotaRuntime
@@ -37,6 +38,7 @@ class AppState:
     exports: ExportService | None = None
     imports: ImportService | None = None
     storage: StorageService | None = None
+    inventory: InventoryService | None = None
     periodic: tuple[Periodic, ...] = ()
     runs_jobs: bool = True  # False when jobs run on Celery workers (jobs.broker_url)
 
@@ -63,6 +65,12 @@ class AppState:
         if self.storage is None:
             raise ConfigError("storage downloads need an OpenStack provider with Swift")
         return self.storage
+
+    @property
+    def inventory_service(self) -> InventoryService:
+        if self.inventory is None:
+            raise ConfigError("the network inventory needs an OpenStack provider with Neutron")
+        return self.inventory
 
     def start_background(self) -> None:
         """The job runner and periodic rounds; started by the app's lifespan, never by building state."""

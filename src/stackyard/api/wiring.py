@@ -26,6 +26,7 @@ from stackyard.exports.imports import ImportService
 from stackyard.exports.lifecycle import ExportLifecycle, parse_schedules
 from stackyard.exports.service import ExportService
 from stackyard.exports.storage import StorageService
+from stackyard.inventory.service import InventoryService
 from stackyard.jobs.celery import CeleryDispatcher, Sweeper, make_celery
 from stackyard.jobs.runner import JobRunner, Periodic, default_owner
 from stackyard.providers.base import Provider
@@ -36,6 +37,7 @@ from stackyard.providers.registry import (
     export_cloud,
     export_provider,
     identity_provider,
+    inventory_ports,
     needs_devcloud,
     quota_provider,
 )
@@ -134,6 +136,7 @@ def build_state(settings: Settings, *, devcloud: CloudSettings | None = None) ->
         exports=exports,
         imports=imports,
         storage=storage,
+        inventory=InventoryService(sessions, inventory_ports(providers)),
         periodic=tuple(periodic),
         runs_jobs=dispatcher is None,
     )

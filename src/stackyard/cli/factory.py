@@ -23,6 +23,7 @@ from stackyard.errors import ConfigError
 from stackyard.exports.imports import ImportService
 from stackyard.exports.lifecycle import ExportLifecycle, parse_schedules
 from stackyard.exports.service import ExportService
+from stackyard.inventory.service import InventoryService
 from stackyard.jobs.celery import CeleryDispatcher, make_celery
 from stackyard.jobs.runner import JobRunner
 from stackyard.providers.base import Provider
@@ -32,6 +33,8 @@ from stackyard.providers.registry import (
     devcloud_cloud_settings,
     export_cloud,
     export_provider,
+    inventory_ports,
+    inventory_provider,
     needs_devcloud,
     quota_provider,
 )
@@ -161,3 +164,17 @@ def export_commands(stdout: BinaryIO | None = None) -> ExportCommands:
     return ExportCommands(
         settings, sessions, providers, service, imports, lifecycle, runner, default, dispatcher
     )
+
+
+@dataclass(frozen=True)
+class InventoryCommands:
+    settings: Settings
+    service: InventoryService
+    default_provider: str
+
+
+def inventory_commands() -> InventoryCommands:
+    settings = load_settings()
+    providers = _providers(settings)
+    service = InventoryService(open_database(settings), inventory_ports(providers))
+    return InventoryCommands(settings, service, inventory_provider(settings, providers).name)

@@ -14,6 +14,7 @@ from stackyard.cli import (
     enrollment,
     exports,
     instances,
+    inventory,
     providers,
     quotas,
     serve,
@@ -43,6 +44,7 @@ app.add_typer(quotas.import_app, name="import")
 app.add_typer(quotas.jobs_app, name="jobs")
 app.add_typer(exports.exports_app, name="exports")
 app.add_typer(swift.swift_app, name="swift")
+app.add_typer(inventory.inventory_app, name="inventory")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 

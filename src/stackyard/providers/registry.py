@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -12,12 +12,13 @@ from stackyard.cloud.compute import ComputeGateway
 from stackyard.cloud.connect import CloudSources, clouds_yaml_names
 from stackyard.cloud.images import ImageGateway
 from stackyard.cloud.objects import ObjectStoreGateway
+from stackyard.cloud.ports import PortGateway
 from stackyard.cloud.settings import CloudSettings
 from stackyard.config import Settings
 from stackyard.devcloud.access import credentials
 from stackyard.devcloud.context import Layout
 from stackyard.devcloud.launcher import Devcloud, default_root
-from stackyard.errors import ConfigError, StackyardError, ValidationError
+from stackyard.errors import ConfigError, NotFound, StackyardError, ValidationError
 from stackyard.exports.service import CloudFor, CloudHandles
 from stackyard.providers.base import ENTRY_POINT_GROUP, Provider
 from stackyard.providers.openstack import TYPE as OPENSTACK
@@ -144,22 +145,24 @@ def identity_provider(settings: Settings, providers: Mapping[str, Provider]) -> 
     )
 
 
-def quota_provider(settings: Settings, providers: Mapping[str, Provider]) -> OpenStackProvider:
-    """Student projects live in `quotas.cloud` (default: the cloud that authenticates API callers)."""
-    wanted = settings.quotas.cloud
+def _chosen_provider(
+    setting: str, wanted: str | None, settings: Settings, providers: Mapping[str, Provider]
+) -> OpenStackProvider:
+    """The provider a `<section>.cloud` setting names, else the cloud that authenticates API callers."""
     chosen = providers.get(wanted) if wanted is not None else identity_provider(settings, providers)
     if not isinstance(chosen, OpenStackProvider):
-        raise ConfigError(f"quotas.cloud: {wanted!r} is not a configured OpenStack provider")
+        raise ConfigError(f"{setting}: {wanted!r} is not a configured OpenStack provider")
     return chosen
+
+
+def quota_provider(settings: Settings, providers: Mapping[str, Provider]) -> OpenStackProvider:
+    """Student projects live in `quotas.cloud` (default: the cloud that authenticates API callers)."""
+    return _chosen_provider("quotas.cloud", settings.quotas.cloud, settings, providers)
 
 
 def export_provider(settings: Settings, providers: Mapping[str, Provider]) -> OpenStackProvider:
     """Where exports run by default: `exports.cloud`, else the cloud that authenticates API callers."""
-    wanted = settings.exports.cloud
-    chosen = providers.get(wanted) if wanted is not None else identity_provider(settings, providers)
-    if not isinstance(chosen, OpenStackProvider):
-        raise ConfigError(f"exports.cloud: {wanted!r} is not a configured OpenStack provider")
-    return chosen
+    return _chosen_provider("exports.cloud", settings.exports.cloud, settings, providers)
 
 
 def export_cloud(providers: Mapping[str, Provider]) -> CloudFor:
@@ -183,3 +186,25 @@ def export_cloud(providers: Mapping[str, Provider]) -> CloudFor:
             return handles
 
     return cloud_for
+
+
+def inventory_provider(settings: Settings, providers: Mapping[str, Provider]) -> OpenStackProvider:
+    """Where inventory syncs run by default: `inventory.cloud`, else the cloud that authenticates callers."""
+    return _chosen_provider("inventory.cloud", settings.inventory.cloud, settings, providers)
+
+
+def inventory_ports(providers: Mapping[str, Provider]) -> Callable[[str], PortGateway]:
+    """A port gateway per provider, with the provider's own credentials, made on first use."""
+    made: dict[str, PortGateway] = {}
+    lock = threading.Lock()
+
+    def ports_for(name: str) -> PortGateway:
+        provider = providers.get(name)
+        if not isinstance(provider, OpenStackProvider):
+            raise NotFound(f"no OpenStack provider named {name!r}; GET /api/v1/providers lists them")
+        with lock:
+            if name not in made:
+                made[name] = PortGateway(provider.service_session())
+            return made[name]
+
+    return ports_for
