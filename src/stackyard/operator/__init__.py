@@ -1,0 +1,1 @@
+"""The Kubernetes operator: OpenstackConfig custom resources drive inventory syncs."""
