@@ -50,7 +50,9 @@ class RetryPolicy:
 
     After an ambiguous failure of a create, a lookup that finds nothing is repeated every `settle_poll`
     seconds for up to `settle` seconds before the create is resent: a request that timed out on our side
-    may still be running in the service, and its resource appears only once it gets that far.
+    may still be running in the service, and its resource appears only once it gets that far. Failed
+    lookups are retried with a budget of `attempts` of their own, so a flaky lookup never uses up the
+    sends.
     """
 
     attempts: int = 5
@@ -329,6 +331,7 @@ class _Call(Generic[T]):
         self.limit = limit
         self.deadline_at = self.clock.monotonic() + limit if limit is not None else None
         self.attempt = 1  # counted attempts; the re-auth resend and network-pause resumes are free
+        self.lookup_failures = 0  # failed lookups have a budget of their own: they never use up sends
         self.has_reauthenticated = False
         self.paused = 0.0  # seconds paused waiting for the network, over the whole call
         self.must_look_up = False  # an ambiguous failure of a non-idempotent send: look before resending
@@ -421,7 +424,11 @@ class _Call(Generic[T]):
         return self._give_up(error, exc, phase)
 
     def _back_off(self, verdict: Verdict, error: CloudError, exc: Exception, phase: _Phase) -> T | None:
-        if self.attempt >= self.policy.attempts:
+        is_lookup = phase is _Phase.LOOKUP
+        if is_lookup and self.lookup_failures + 1 >= self.policy.attempts:
+            note = f"gave up after {self.lookup_failures + 1} failed lookup(s)"
+            return self._give_up(error, exc, phase, note=note)
+        if not is_lookup and self.attempt >= self.policy.attempts:
             return self._give_up(error, exc, phase, note=f"gave up after {self.attempt} attempt(s)")
         if verdict.retry_after is not None:
             if verdict.retry_after > self.policy.max_retry_after:
@@ -432,12 +439,16 @@ class _Call(Generic[T]):
                 return self._give_up(error, exc, phase, note=note)
             delay = verdict.retry_after
         else:
-            delay = self.policy.backoff_delay(self.attempt, self.retrier._rng)
+            # the delay grows with every try of this call, sends and lookups alike
+            delay = self.policy.backoff_delay(self.attempt + self.lookup_failures, self.retrier._rng)
         if self.deadline_at is not None and self.clock.monotonic() + delay > self.deadline_at:
             return self._give_up(error, exc, phase, is_timeout=True)
         self._emit(RetryEventKind.RETRYING, delay=delay, error=error)
         self.clock.sleep(delay)
-        self.attempt += 1
+        if is_lookup:
+            self.lookup_failures += 1
+        else:
+            self.attempt += 1
         return None
 
     def _wait_for_network(

@@ -861,6 +861,47 @@ def test_failed_lookup_is_retried_instead_of_resending(harness: Harness) -> None
     assert harness.clock.sleeps == [1.0, 2.0]
 
 
+def test_failed_lookups_do_not_use_up_the_sends(harness: Harness) -> None:
+    # attempts=3: one send and three failed lookups would have exhausted a shared budget.
+    found = Reply(200, {"servers": [{"id": "s-1"}]})
+    transport = ScriptedTransport(read_timeout(), Reply(503), Reply(503), found)
+    session = keystone_session(transport)
+
+    def create() -> str:
+        session.post(URL, json={"server": {"name": "web-1"}})
+        return "created"
+
+    def find() -> str | None:
+        servers = session.get(URL + "?name=web-1").json()["servers"]
+        return str(servers[0]["id"]) if servers else None
+
+    result = harness.retrier(RetryPolicy(attempts=3)).call(
+        create, service="compute", idempotent=False, find_existing=find
+    )
+    assert result == "s-1"
+    assert transport.methods() == ["POST", "GET", "GET", "GET"]
+
+
+def test_lookups_that_keep_failing_give_up_with_the_outcome_unknown(harness: Harness) -> None:
+    transport = ScriptedTransport(read_timeout(), Reply(503), Reply(503), Reply(503))
+    session = keystone_session(transport)
+
+    def create() -> str:
+        session.post(URL, json={"server": {"name": "web-1"}})
+        return "created"
+
+    def find() -> str | None:
+        session.get(URL + "?name=web-1")
+        return None
+
+    with pytest.raises(Unavailable) as info:
+        harness.retrier(RetryPolicy(attempts=3)).call(
+            create, service="compute", operation="create server", idempotent=False, find_existing=find
+        )
+    assert transport.methods() == ["POST", "GET", "GET", "GET"]  # never resent
+    assert "3 failed lookup(s)" in str(info.value) and "may have been applied" in str(info.value)
+
+
 def test_exhausted_create_looks_up_one_last_time(harness: Harness) -> None:
     cloud = Cloud(ScriptedTransport(read_timeout(), read_timeout()), existing=[None, "late-uuid"])
     result = harness.retrier(RetryPolicy(attempts=2, settle=0.0)).call(
