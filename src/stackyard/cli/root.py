@@ -15,6 +15,7 @@ from stackyard.cli import (
     exports,
     instances,
     inventory,
+    operator,
     providers,
     quotas,
     serve,
@@ -45,6 +46,7 @@ app.add_typer(quotas.jobs_app, name="jobs")
 app.add_typer(exports.exports_app, name="exports")
 app.add_typer(swift.swift_app, name="swift")
 app.add_typer(inventory.inventory_app, name="inventory")
+app.add_typer(operator.operator_app, name="operator")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as sdk_exc
 from openstack.config import loader
@@ -47,6 +48,7 @@ __all__ = [
     "connect",
     "open_connection",
     "resolve",
+    "resolve_clouds_yaml_text",
     "verify_auth",
 ]
 
@@ -161,6 +163,31 @@ def resolve(
         )
     _finish(resolved, request_timeout)
     _LOG.info("cloud %s: credentials from %s", resolved.name, resolved.source)
+    return resolved
+
+
+def resolve_clouds_yaml_text(
+    text: str, cloud: str, *, source: str, request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+) -> ResolvedCloud:
+    """Cloud `cloud` of a clouds.yaml given as text (a Kubernetes Secret's, say), never written to disk.
+
+    Errors name `source` and the cloud, never the file's values: the text holds credentials.
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{source}: not valid YAML{at}") from None
+    clouds = document.get("clouds") if isinstance(document, dict) else None
+    if not isinstance(clouds, dict):
+        raise ConfigError(f"{source}: expected a clouds.yaml with a top-level `clouds:` mapping")
+    entry = clouds.get(cloud)
+    if not isinstance(entry, dict):
+        listed = ", ".join(sorted(str(name) for name in clouds)) or "none"
+        raise ConfigError(f"{source}: no cloud {cloud!r}; known clouds: {listed}")
+    resolved = _from_entry(cloud, dict(entry), None, CredentialSource.CLOUDS_YAML, source)
+    _finish(resolved, request_timeout)
     return resolved
 
 
