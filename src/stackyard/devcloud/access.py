@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from stackyard.devcloud.context import REGION
-from stackyard.devcloud.state import load_secrets
+from stackyard.devcloud.context import REGION, Broker
+from stackyard.devcloud.state import DevcloudState, load_secrets
 from stackyard.errors import DevcloudError, ValidationError
 
 if TYPE_CHECKING:
@@ -84,3 +84,18 @@ def clouds_yaml(cloud: Devcloud) -> str:
         }
     }
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def notification_url(cloud: Devcloud) -> str:
+    """AMQP URL of the broker the devcloud's Neutron and Nova send notifications to.
+
+    It holds the broker's password: hand it to a consumer, never to a log.
+    """
+    state = DevcloudState.load(cloud.layout)
+    scheme, _, rest = state.transport_url.partition("://")
+    if scheme != Broker.RABBIT.value or not rest:
+        raise DevcloudError(
+            "the devcloud runs without a broker (a subset without compute and volume): "
+            "it sends no notifications"
+        )
+    return f"amqp://{rest}"

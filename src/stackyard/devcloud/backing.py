@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -177,6 +178,43 @@ def add_private_vhost(ctx: CloudContext, vhost: str) -> str:
                 f"rabbitmqctl {argv[3]} failed: {(result.stdout + result.stderr).strip()[-500:]}"
             )
     return f"{private_transport_url(ctx)}{vhost}"
+
+
+# Queues oslo.messaging's notifier declares: neutron's and nova's `notifications.<priority>` and
+# nova's `versioned_notifications.<priority>`.
+NOTIFICATION_QUEUES = r"^(versioned_)?notifications\."
+NOTIFICATION_POLICY = {"max-length": 10000, "message-ttl": 3_600_000}  # messages, milliseconds
+
+
+def cap_notification_queues(ctx: CloudContext, vhost: str = "/") -> None:
+    """Bound the notification queues nobody consumes, with a policy (a runtime change, no restart).
+
+    NOTE: oslo.messaging's rabbit notifier declares a queue named after the routing key on the
+    first notification of each connection (impl_rabbit `_publish_and_creates_default_queue`), so
+    that a consumer that comes later finds what it missed. With no consumer, as in the devcloud,
+    that queue only grows; a policy caps it without touching the arguments the notifier declares
+    it with (a queue redeclared with other arguments is a PRECONDITION_FAILED error for neutron).
+    """
+    spec = rabbitmq_spec(ctx)
+    env = {**os.environ, **spec.env}
+    argv = [
+        str(RABBITMQCTL),
+        "-n",
+        spec.env["RABBITMQ_NODENAME"],
+        "set_policy",
+        "-p",
+        vhost,
+        "--apply-to",
+        "queues",
+        "stackyard-notifications-cap",
+        NOTIFICATION_QUEUES,
+        json.dumps(NOTIFICATION_POLICY),
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise DevcloudError(
+            f"rabbitmqctl set_policy failed: {(result.stdout + result.stderr).strip()[-500:]}"
+        )
 
 
 def memcached_spec(ctx: CloudContext) -> ServiceSpec:

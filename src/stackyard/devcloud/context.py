@@ -130,5 +130,10 @@ class CloudContext:
     def memcached_servers(self) -> str:
         return f"{self.host}:{self.ports.memcached}"
 
+    @property
+    def has_broker(self) -> bool:
+        """True when RPC (and notifications) go through a real RabbitMQ, not the in-process fake."""
+        return not self.transport_url.startswith(f"{Broker.FAKE.value}://")
+
     def db_url(self, database: str) -> str:
         return f"{self.db_base_url}/{self.db_prefix}{database}?charset=utf8"

@@ -32,6 +32,7 @@ from stackyard.devcloud.process import (
     log_tail,
     read_pid,
     spawn,
+    started_at,
     stop,
     wait_healthy,
 )
@@ -161,13 +162,19 @@ class Devcloud:
         plan = self._plan(options)
 
         running = [name for name in plan if self._is_running(name)]
-        if len(running) == len(plan) and set(previous.components) >= {c.value for c in options.components}:
+        self._write_configs(ctx, options)
+        stale = self._stale(ctx, running)
+        complete = set(previous.components) >= {c.value for c in options.components}
+        if len(running) == len(plan) and complete and not stale:
             self.report("devcloud already up: " + ", ".join(running))
             return UpResult([], running, False, False, time.monotonic() - began)
 
-        self._write_configs(ctx, options)
         started: list[str] = []
         try:
+            if stale:
+                self.report("config changed; restarting " + ", ".join(stale))
+                for name in reversed(stale):
+                    stop(self.layout, name, specs[name].stop_timeout)
             for name in ("memcached", "mariadb", "rabbitmq"):
                 if name in plan:
                     if name == "mariadb":
@@ -177,6 +184,8 @@ class Devcloud:
                             backing.grant_private_user(ctx)
                     else:
                         self._start(specs[name], started)
+            if "rabbitmq" in plan:
+                backing.cap_notification_queues(ctx)
             restored, synced_now = self._prepare_databases(ctx, state, options)
             state.components = sorted({*state.components, *(c.value for c in options.components)})
             state.processes = plan
@@ -227,6 +236,23 @@ class Devcloud:
             swift.write_swift_config(ctx)
         if needs_broker(options.components) and options.broker_url is None:
             backing.write_rabbitmq_config(ctx)
+
+    def _stale(self, ctx: CloudContext, running: list[str]) -> list[str]:
+        """Running processes started before a config file they read last changed (an upgrade of
+        stackyard, or another `up` that wrote it): `up` restarts them so they read it again."""
+        stale: list[str] = []
+        for name in running:
+            pid = read_pid(self.layout, name)
+            began = started_at(pid) if pid is not None else None
+            if began is None:
+                continue
+            # started_at is known to within a second (the boot time is whole seconds).
+            if any(
+                path.exists() and path.stat().st_mtime > began + 1.0
+                for path in openstack.config_files(ctx, name)
+            ):
+                stale.append(name)
+        return stale
 
     def _is_running(self, name: str) -> bool:
         pid = read_pid(self.layout, name)

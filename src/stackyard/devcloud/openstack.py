@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 
 from stackyard.devcloud.context import CloudContext
 from stackyard.devcloud.ini import Sections, render_ini
@@ -11,6 +12,18 @@ from stackyard.devcloud.spec import AliveCheck, HttpCheck, LogCheck, ServiceSpec
 
 COMPUTE_HOST = "stackyard-devcloud"
 SERVICE_USERS = ("nova", "neutron", "glance", "cinder", "placement", "swift")
+
+# Which processes read each config file: `up` restarts those started before the file last changed.
+CONFIG_READERS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("keystone", "keystone.conf"): ("keystone",),
+    ("placement", "placement.conf"): ("placement-api",),
+    ("nova", "nova.conf"): ("nova-api", "nova-conductor", "nova-scheduler"),
+    ("nova", "nova-compute.conf"): ("nova-compute",),
+    ("neutron", "neutron.conf"): ("neutron-api",),
+    ("neutron", "ml2_conf.ini"): ("neutron-api",),
+    ("glance", "glance-api.conf"): ("glance-api",),
+    ("cinder", "cinder.conf"): ("cinder-api", "cinder-scheduler", "cinder-volume"),
+}
 
 # NOTE: nova stores the cell's transport URL in the API database; a template keeps the snapshot
 # valid whichever broker (private RabbitMQ, an external one, or none) a later `up` uses.
@@ -58,6 +71,19 @@ def _common(ctx: CloudContext, service: str) -> dict[str, str | int | bool]:
 
 def _locks(ctx: CloudContext, service: str) -> dict[str, str | int | bool]:
     return {"lock_path": str(ctx.layout.data_dir(service) / "locks")}
+
+
+def notifications(ctx: CloudContext) -> dict[str, str | int | bool]:
+    """[oslo_messaging_notifications]: versioned notifications on the broker, when there is one.
+
+    Neutron and Nova publish to their own exchanges (`neutron`, `nova`, the services' control
+    exchanges) with the routing key `<topic>.<priority>`, e.g. `notifications.info`.
+    """
+    # NOTE: oslo.messaging's fake driver keeps every notification in an in-process list until a
+    # listener in the same process takes it, and nothing ever does: with no broker, keep them off.
+    if not ctx.has_broker:
+        return {"driver": "noop"}
+    return {"driver": "messagingv2", "transport_url": ctx.transport_url, "topics": "notifications"}
 
 
 def keystone_conf(ctx: CloudContext) -> Sections:
@@ -124,7 +150,12 @@ def nova_conf(ctx: CloudContext, *, compute: bool) -> Sections:
             "vnc": {"enabled": False},
             "spice": {"enabled": False},
             "oslo_concurrency": _locks(ctx, "nova"),
-            "oslo_messaging_notifications": {"driver": "noop"},
+            "oslo_messaging_notifications": notifications(ctx),
+            # NOTE: nova sends instance.interface_attach/detach only as versioned notifications
+            # (compute/manager.py _attach_interface: notify_about_instance_action); the legacy
+            # format has no interface events. They go to the `versioned_notifications` topic,
+            # not to [oslo_messaging_notifications] topics.
+            "notifications": {"notification_format": "versioned"},
             "os_vif_ovs": {"ovsdb_interface": "native"},
         }
     )
@@ -152,7 +183,9 @@ def neutron_conf(ctx: CloudContext) -> Sections:
         "keystone_authtoken": _authtoken(ctx, "neutron"),
         "nova": _service_auth(ctx, "nova"),
         "oslo_concurrency": _locks(ctx, "neutron"),
-        "oslo_messaging_notifications": {"driver": "noop"},
+        # port.create/update/delete.end, sent by the API layer (neutron/api/v2/base.py) for API calls
+        # only: a status change an agent reports over RPC sends none.
+        "oslo_messaging_notifications": notifications(ctx),
         "agent": {"root_helper": ""},
     }
 
@@ -226,8 +259,21 @@ def cinder_conf(ctx: CloudContext) -> Sections:
     }
 
 
+def config_files(ctx: CloudContext, process: str) -> list[Path]:
+    """The config files `process` reads at start (none for processes not configured here)."""
+    return [
+        ctx.layout.etc_dir(service) / name
+        for (service, name), readers in CONFIG_READERS.items()
+        if process in readers
+    ]
+
+
 def write_configs(ctx: CloudContext) -> None:
-    """Write every OpenStack config file (Swift excepted) and create the data directories."""
+    """Write every OpenStack config file (Swift excepted) and create the data directories.
+
+    A file is rewritten only when its content changes, so its mtime says when it last did: a process
+    started before that runs with an old config (see `Devcloud._stale`).
+    """
     files: dict[tuple[str, str], Sections] = {
         ("keystone", "keystone.conf"): keystone_conf(ctx),
         ("placement", "placement.conf"): placement_conf(ctx),
@@ -242,7 +288,10 @@ def write_configs(ctx: CloudContext) -> None:
         directory = ctx.layout.etc_dir(service)
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / name
-        target.write_text(render_ini(sections))
+        text = render_ini(sections)
+        if target.exists() and target.read_text() == text:
+            continue
+        target.write_text(text)
         target.chmod(0o600)
     # NOTE: the WSGI loaders of nova and glance look for their paste file beside their config.
     for service, paste in (("glance", "glance-api-paste.ini"), ("nova", "api-paste.ini")):

@@ -49,6 +49,22 @@ def is_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def started_at(pid: int) -> float | None:
+    """When the process started, in seconds since the epoch (to within a second); None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        return None
+    # Field 22 (starttime, in clock ticks since boot) is the 20th after the command name.
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid: int) -> int | None:
     """Resident memory of a process and all its descendants (uWSGI forks workers)."""
     total = 0

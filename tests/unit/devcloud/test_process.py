@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stackyard.devcloud.context import Layout
-from stackyard.devcloud.process import is_alive, read_pid, spawn, stop, wait_healthy
+from stackyard.devcloud.process import is_alive, read_pid, spawn, started_at, stop, wait_healthy
 from stackyard.devcloud.spec import AliveCheck, ServiceSpec, TcpCheck
 from stackyard.errors import PortInUseError, ServiceStartError
 
@@ -26,8 +26,11 @@ def test_spawn_then_stop_by_pid(tmp_path: Path) -> None:
     pid = spawn(lay, spec, "127.0.0.1")
     wait_healthy(lay, spec, "127.0.0.1", pid, time.monotonic())
     assert read_pid(lay, "sleeper") == pid
+    began = started_at(pid)
+    assert began is not None and abs(began - time.time()) < 5  # what `up` compares config mtimes with
     assert stop(lay, "sleeper", timeout=5)
     assert not is_alive(pid)
+    assert started_at(pid) is None
     assert read_pid(lay, "sleeper") is None
 
 
