@@ -27,7 +27,7 @@ from stackyard.devcloud.launcher import Devcloud, UpOptions, default_root
 from stackyard.pricing.service import PricingService
 from stackyard.providers.registry import devcloud_cloud_settings, needs_devcloud
 
-APP_FACTORY = "stackyard.api.wiring:create_app_from_environment"
+APP_FACTORY = "stackyard.web.app:create_app_from_environment"
 WORKER_START_TIMEOUT = 60  # seconds a worker may take to start answering its supervisor
 
 
@@ -54,7 +54,7 @@ def serve(
     ] = True,
     debug: DebugOption = False,
 ) -> None:
-    """Serve the REST API (docs at /docs, OpenAPI at /openapi.json, metrics at /metrics)."""
+    """Serve the REST API (docs /docs, OpenAPI /openapi.json, metrics /metrics) and the dashboard (/ui)."""
     ctx = context(None, None, OutputFormat.TABLE, debug)
     with boundary(ctx):
         settings = load_settings()
@@ -75,7 +75,9 @@ def serve(
             metrics_dir = tempfile.mkdtemp(prefix="stackyard-metrics-")
             os.environ[MULTIPROC_ENV] = metrics_dir
         configure_logging(log_level)
-        ctx.err.print(f"stackyard API on http://{host}:{port} (docs /docs), {workers} worker(s)")
+        ctx.err.print(
+            f"stackyard API on http://{host}:{port} (docs /docs, dashboard /ui), {workers} worker(s)"
+        )
     try:
         uvicorn.run(
             APP_FACTORY,
