@@ -73,6 +73,7 @@ class SyncResult:
     removed: int  # rows of the scope whose node is no longer in the set
     synced_at: datetime
     posts: int = 0
+    port_ids: tuple[str, ...] = ()  # the ports the configs hold, and those not ready yet
 
     @property
     def has_changed(self) -> bool:
@@ -169,6 +170,12 @@ class InventoryService:
             removed=removed,
             synced_at=now,
             posts=(pusher.posts - before) if pusher is not None else 0,
+            port_ids=tuple(
+                sorted(
+                    {i.port_id for c in configs for i in c.interfaces}
+                    | {p for e in excluded for p in e.port_ids}
+                )
+            ),
         )
 
     @staticmethod
