@@ -49,6 +49,13 @@ Built in entry points only, never at import time. Example file:
       endpoints:                                # where node configs are POSTed, by name
         agent: {url: "https://agent.example/v1/node-configs", timeout: 10, insecure: false,
                 auth_header_env: AGENT_AUTH}    # the Authorization value is read from this variable
+      notifications:                            # event mode of `inventory watch` (polling stays)
+        url_env: CLOUD_NOTIFICATIONS_URL        # amqp://user:pw@rabbit:5672/ (or STACKYARD_NOTIFICATIONS_URL)
+        queue: stackyard-inventory              # dedicated queue, declared by stackyard
+        exchanges: [neutron, nova]
+        topics: [notifications.info, versioned_notifications.info]
+        message_ttl: 60                         # seconds an event waits in the queue
+        queue_expires: 600                      # seconds an unused queue lives on
 """
 
 from __future__ import annotations
@@ -138,6 +145,7 @@ class InventorySettings:
     metadata_key: str | None = None  # server metadata key holding the node name
     allow_down: bool = False  # DOWN ports count as ready
     endpoints: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # checked by inventory
+    notifications: Mapping[str, object] = field(default_factory=dict)  # event mode; checked by inventory
 
 
 @dataclass(frozen=True)
@@ -329,12 +337,18 @@ def _inventory(section: Mapping[str, object]) -> InventorySettings:
     endpoints = section.get("endpoints") or {}
     if not isinstance(endpoints, Mapping) or not all(isinstance(v, Mapping) for v in endpoints.values()):
         raise ValidationError("inventory.endpoints", "expected a mapping of name: {url, timeout, ...}")
+    notifications = section.get("notifications") or {}
+    if not isinstance(notifications, Mapping):
+        raise ValidationError(
+            "inventory.notifications", "expected a mapping: {url_env, queue, message_ttl, ...}"
+        )
     cloud, metadata_key = section.get("cloud"), section.get("metadata_key")
     return InventorySettings(
         cloud=str(cloud) if cloud else None,
         metadata_key=str(metadata_key) if metadata_key else None,
         allow_down=allow_down,
         endpoints={str(name): dict(value) for name, value in endpoints.items()},
+        notifications={str(key): value for key, value in notifications.items()},
     )
 
 

@@ -1,20 +1,25 @@
 """The inventory CLI as a user runs it (subprocesses, SQLite in its own data dir) against the devcloud:
-sync a server's port on the shared subnet with a push to a loopback receiver, then list and show it."""
+sync a server's port on the shared subnet with a push to a loopback receiver, then list and show it;
+`watch` with the devcloud's notifications pushes an interface attached through Nova within seconds."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import openstack.connection
 import pytest
 import yaml
 
-from stackyard.devcloud.access import Credentials, clouds_yaml
+from stackyard.devcloud.access import Credentials, clouds_yaml, notification_url
 from stackyard.devcloud.launcher import Devcloud
 from support.clouds import sdk_connection
 from support.receiver import Receiver
@@ -124,3 +129,67 @@ def test_bad_input_names_what_is_wrong(env: dict[str, str], server: str) -> None
     assert endpoint.returncode != 0
     missing = sy(env, "inventory", "show", f"nobody-{RUN}")
     assert missing.returncode != 0 and f"nobody-{RUN}" in missing.stderr.decode()
+
+
+def test_watch_pushes_a_change_as_soon_as_nova_and_neutron_report_it(
+    env: dict[str, str],
+    server: str,
+    receiver: Receiver,
+    admin_conn: openstack.connection.Connection,
+    devcloud: Devcloud,
+) -> None:
+    project = str(admin_conn.current_project_id)
+    network = admin_conn.network.find_network("private", ignore_missing=False)
+    url = notification_url(devcloud)
+    exe = shutil.which("stackyard")
+    assert exe, "the stackyard console script is not installed"
+    args = [
+        "inventory",
+        "watch",
+        "--vm",
+        server,
+        "--subnet",
+        str(network.subnet_ids[0]),
+        "--project",
+        project,
+    ]
+    watch = subprocess.Popen(
+        [exe, *args, "--endpoint", "agent", "--fast", "600", "--slow", "600"],
+        env={**env, "STACKYARD_NOTIFICATIONS_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(watch.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    interface = None
+    try:
+        assert wait_for(lambda: any(" start: " in line for line in lines), 120), lines
+        assert wait_for(
+            lambda: any("consuming stackyard-inventory-cli-devcloud" in line for line in lines), 60
+        ), lines
+        receiver.clear()
+        # A second interface on the private network, attached through Nova: the only way the watch,
+        # polling every 10 minutes, sees it within seconds is the notification.
+        interface = admin_conn.compute.create_server_interface(server, net_id=network.id)
+        assert wait_for(lambda: receiver.nodes() == [f"node-{RUN}"], 60), receiver.nodes()
+        assert len(receiver.received[0]["interfaces"]) == 2  # type: ignore[arg-type]
+        assert any(" event: " in line and "1 POST(s)" in line for line in lines), lines
+    finally:
+        if interface is not None:
+            admin_conn.compute.delete_server_interface(interface, server=server)
+        watch.send_signal(signal.SIGTERM)
+        assert watch.wait(20) == 0
+        reader.join(5)
+    password = urlsplit(url).password
+    assert password and not any(password in line for line in lines)
+
+
+def wait_for(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()

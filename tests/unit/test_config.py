@@ -107,6 +107,7 @@ def test_inventory_settings() -> None:
                 "metadata_key": "k8s-node",
                 "allow_down": True,
                 "endpoints": {"agent": {"url": "https://agent.test/v1", "auth_header_env": "AGENT_AUTH"}},
+                "notifications": {"url_env": "RABBIT_URL", "queue": "q", "message_ttl": 30},
             }
         },
         {},
@@ -115,7 +116,9 @@ def test_inventory_settings() -> None:
     inventory = settings.inventory
     assert (inventory.cloud, inventory.metadata_key, inventory.allow_down) == ("prod", "k8s-node", True)
     assert inventory.endpoints["agent"]["url"] == "https://agent.test/v1"
+    assert inventory.notifications == {"url_env": "RABBIT_URL", "queue": "q", "message_ttl": 30}
     assert parse_settings({}, {}, None).inventory.endpoints == {}
+    assert parse_settings({}, {}, None).inventory.notifications == {}
 
 
 @pytest.mark.parametrize(
@@ -125,6 +128,7 @@ def test_inventory_settings() -> None:
         ({"allow_down": "yes"}, "inventory.allow_down"),
         ({"metadata_key": 3}, "inventory.metadata_key"),
         ({"endpoints": ["https://x"]}, "inventory.endpoints"),
+        ({"notifications": "amqp://x"}, "inventory.notifications"),
     ],
 )
 def test_bad_inventory_settings_name_the_field(section: dict[str, object], field: str) -> None:
