@@ -214,7 +214,7 @@ def inventory_watch(
                 cmds.settings.inventory.notifications,
                 os.environ,
                 url=notifications_url,
-                queue=queue or None,
+                queue=queue,
                 message_ttl=message_ttl,
                 queue_expires=queue_expires,
                 topics=tuple(topic) if topic else None,

@@ -13,6 +13,7 @@ next poll catches up), and a message is acknowledged once its callbacks ran, wha
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import threading
@@ -93,39 +94,73 @@ class NotificationSettings:
 
 
 def settings_from(
-    section: Mapping[str, object], environ: Mapping[str, str], **overrides: object
+    section: Mapping[str, object],
+    environ: Mapping[str, str],
+    *,
+    url: str | None = None,
+    queue: str | None = None,
+    message_ttl: float | None = None,
+    queue_expires: float | None = None,
+    exchanges: tuple[str, ...] | None = None,
+    topics: tuple[str, ...] | None = None,
 ) -> NotificationSettings | None:
-    """The `inventory.notifications` settings with command-line overrides; None when no URL is set.
+    """The `inventory.notifications` settings, under command-line values; None when no URL is set.
 
-    The URL comes from an override, else STACKYARD_NOTIFICATIONS_URL, else the variable named by
-    `url_env`, else `url` (a password in a settings file is discouraged, not refused).
+    The URL comes from `url`, else STACKYARD_NOTIFICATIONS_URL, else the variable named by
+    `url_env`, else the section's `url` (a password in a settings file is discouraged, not refused).
     """
-    known = {f for f in NotificationSettings.__dataclass_fields__} | {"url_env"}
+    defaults = NotificationSettings("amqp://placeholder")
+    known = {f.name for f in dataclasses.fields(NotificationSettings)} | {"url_env"}
     unknown = set(section) - known
     if unknown:
         raise ValidationError(f"inventory.notifications.{sorted(unknown)[0]}", "unknown setting")
-    values: dict[str, object] = {k: v for k, v in section.items() if k != "url_env"}
     url_env = section.get("url_env")
-    url = (
-        overrides.get("url")
+    found = (
+        url
         or environ.get(NOTIFICATIONS_URL_ENV)
         or (environ.get(url_env) if isinstance(url_env, str) else None)
-        or values.get("url")
+        or section.get("url")
     )
-    if not url:
+    if not found:
         return None
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    values["url"] = url
-    for name in ("exchanges", "topics"):
-        if name in values:
-            raw = values[name]
-            if isinstance(raw, str) or not isinstance(raw, list | tuple):
-                raise ValidationError(f"inventory.notifications.{name}", "expected a list of names")
-            values[name] = tuple(str(item) for item in raw)
-    try:
-        return NotificationSettings(**values)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise ValidationError("inventory.notifications", str(exc)) from None
+    if not isinstance(found, str):
+        raise ValidationError("inventory.notifications.url", "expected a string")
+
+    def text(key: str, given: str | None, default: str) -> str:
+        value = given if given is not None else section.get(key, default)
+        if not isinstance(value, str):
+            raise ValidationError(f"inventory.notifications.{key}", "expected a string")
+        return value
+
+    def number(key: str, given: float | None, default: float) -> float:
+        value = given if given is not None else section.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(f"inventory.notifications.{key}", "expected a number")
+        return float(value)
+
+    def names(key: str, given: tuple[str, ...] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = given if given is not None else section.get(key, default)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValidationError(f"inventory.notifications.{key}", "expected a list of names")
+        return tuple(value)
+
+    durable = section.get("durable_exchanges", defaults.durable_exchanges)
+    if not isinstance(durable, bool):
+        raise ValidationError("inventory.notifications.durable_exchanges", "expected true or false")
+    return NotificationSettings(
+        found,
+        queue=text("queue", queue, defaults.queue),
+        exchanges=names("exchanges", exchanges, defaults.exchanges),
+        topics=names("topics", topics, defaults.topics),
+        message_ttl=number("message_ttl", message_ttl, defaults.message_ttl),
+        queue_expires=number("queue_expires", queue_expires, defaults.queue_expires),
+        max_length=int(number("max_length", None, defaults.max_length)),
+        durable_exchanges=durable,
+        heartbeat=number("heartbeat", None, defaults.heartbeat),
+        reconnect_initial=number("reconnect_initial", None, defaults.reconnect_initial),
+        reconnect_max=number("reconnect_max", None, defaults.reconnect_max),
+        prefetch=int(number("prefetch", None, defaults.prefetch)),
+    )
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,9 @@ def test_settings_take_the_url_from_the_command_line_the_environment_or_the_file
         ({"url": URL, "message_ttl": 0}, "notifications.message_ttl"),
         ({"url": URL, "topics": "notifications.info"}, "inventory.notifications.topics"),
         ({"url": URL, "exchanges": []}, "notifications.topics"),
+        ({"url": URL, "message_ttl": "soon"}, "inventory.notifications.message_ttl"),
+        ({"url": URL, "durable_exchanges": "no"}, "inventory.notifications.durable_exchanges"),
+        ({"url": URL, "queue": 5}, "inventory.notifications.queue"),
     ],
 )
 def test_bad_settings_name_the_field(section: dict[str, object], field: str) -> None:
