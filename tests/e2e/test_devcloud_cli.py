@@ -9,6 +9,7 @@ import subprocess
 import openstack
 import pytest
 import yaml
+from kombu.connection import Connection
 
 from stackyard.devcloud.launcher import Devcloud
 
@@ -67,6 +68,17 @@ def test_clouds_yaml_has_admin_and_demo(devcloud: Devcloud) -> None:
     assert clouds["devcloud"]["auth"]["username"] == "admin"
     assert clouds["devcloud-demo"]["auth"]["project_name"] == "demo"
     assert clouds["devcloud"]["region_name"] == "RegionOne"
+
+
+def test_notifications_url_reaches_the_broker_neutron_and_nova_notify(devcloud: Devcloud) -> None:
+    result = run(devcloud, "notifications-url")
+    assert result.returncode == 0, result.stderr
+    key, _, value = result.stdout.strip().removeprefix("export ").partition("=")
+    assert key == "STACKYARD_NOTIFICATIONS_URL" and value.strip("'").startswith("amqp://")
+    with Connection(value.strip("'"), connect_timeout=5) as conn:
+        # The exchanges the services publish their notifications on are there.
+        for exchange in ("neutron", "nova"):
+            conn.channel().exchange_declare(exchange, "topic", passive=True)
 
 
 def test_logs_shows_a_service_log_and_rejects_unknown_ones(devcloud: Devcloud) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -12,12 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from stackyard.cli.output import fail
-from stackyard.devcloud.access import clouds_yaml, env_exports
+from stackyard.devcloud.access import clouds_yaml, env_exports, notification_url
 from stackyard.devcloud.components import parse_components
 from stackyard.devcloud.context import Layout
 from stackyard.devcloud.launcher import Devcloud, UpOptions, default_root
 from stackyard.devcloud.process import log_tail
 from stackyard.errors import StackyardError
+from stackyard.inventory.notifications import NOTIFICATIONS_URL_ENV
 
 app = typer.Typer(no_args_is_help=True, help="A real OpenStack on 127.0.0.1, from PyPI, in one command.")
 
@@ -140,6 +142,17 @@ def clouds_yaml_(directory: DirOption = None) -> None:
         sys.stdout.write(clouds_yaml(_devcloud(directory, Console(stderr=True, soft_wrap=True))))
     except StackyardError as exc:
         fail(Console(stderr=True, soft_wrap=True), exc)
+
+
+@app.command("notifications-url")
+def notifications_url_(directory: DirOption = None) -> None:
+    """Print `export STACKYARD_NOTIFICATIONS_URL=...`: the broker Neutron and Nova notify (a secret)."""
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        url = notification_url(_devcloud(directory, console))
+    except StackyardError as exc:
+        fail(console, exc)
+    sys.stdout.write(f"export {NOTIFICATIONS_URL_ENV}={shlex.quote(url)}\n")
 
 
 @app.command()
