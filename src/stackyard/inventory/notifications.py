@@ -186,6 +186,14 @@ class NotificationWatcher:
     sync; `unwatch` drops it. `notify` runs on the watcher's thread: it should only hand over (set a
     threading.Event, or `loop.call_soon_threadsafe(event.set)` for asyncio). The broker being down is
     never an error for callers: the watcher retries with backoff while polling goes on.
+
+    From asyncio (one watcher per process, one scope per resource)::
+
+        watcher.watch(uid, WatchedSet.of(vm_ids), lambda _e: loop.call_soon_threadsafe(wake.set))
+        ...  # after each sync:
+        watcher.update(uid, watched_set_of(vm_ids, outcome.result))
+        ...  # when the resource goes or its daemon stops:
+        watcher.unwatch(uid)
     """
 
     def __init__(self, settings: NotificationSettings, *, drain_timeout: float = 1.0) -> None:
