@@ -12,7 +12,7 @@ from stackyard.api.state import AppState
 from stackyard.api.wiring import create_app_from_environment as create_api_from_environment
 from stackyard.auth.tokens import load_or_create_secret
 from stackyard.web.render import WebState, make_templates
-from stackyard.web.routes import account, exports, inventory, overview, people, servers
+from stackyard.web.routes import account, exports, inventory, overview, people, reconcile, servers
 from stackyard.web.session import CsrfKeys
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -29,7 +29,7 @@ def install_ui(app: FastAPI) -> None:
     secret = settings.api.secret_key or load_or_create_secret(settings.data_dir.expanduser() / "secret_key")
     app.state.stackyard_web = WebState(templates=make_templates(), csrf=CsrfKeys(secret))
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
-    for module in (account, overview, servers, people, exports, inventory):
+    for module in (account, overview, servers, people, reconcile, exports, inventory):
         app.include_router(module.router)
 
     @app.get("/ui", include_in_schema=False)

@@ -185,11 +185,14 @@ def job_page(request: Request, viewer: SignedIn, job_id: str) -> HTMLResponse:
 
 
 @router.get("/ui/jobs/{job_id}/progress", response_class=HTMLResponse)
-def job_progress(request: Request, viewer: SignedIn, job_id: str, slot: bool = False) -> HTMLResponse:
+def job_progress(
+    request: Request, viewer: SignedIn, job_id: str, slot: bool = False, reload: bool = False
+) -> HTMLResponse:
     """The progress fragment htmx swaps in every second until the job is final; on the job's own page
-    (`slot`) the final one also removes the cancel button."""
+    (`slot`) the final one also removes the cancel button; with `reload` the page reloads once the job
+    is final (to show its result)."""
     job = get_job(job_id, viewer.state, viewer.principal)
-    return render(request, "exports/progress.html", {"job": job, "slot": slot, "oob": slot})
+    return render(request, "exports/progress.html", {"job": job, "slot": slot, "oob": slot, "reload": reload})
 
 
 @router.post("/ui/jobs/{job_id}/cancel")
