@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cloud = devcloud_up()
-    creds = credentials(cloud.layout, "admin")
+    creds = credentials(cloud, "admin")
     conn = sdk(creds)
     project = str(conn.current_project_id)
     # The admin project's default quotas (10 instances) are far below --vms: lift them for the run.
