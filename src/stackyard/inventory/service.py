@@ -32,13 +32,20 @@ SUBNET_TTL = 300.0  # seconds a resolved subnet (and its MTU) is reused
 @dataclass(frozen=True)
 class SyncRequest:
     scope: str  # who owns the rows: "cr:<namespace>/<name>" for the operator, "sync:<...>" otherwise
-    cloud: str
+    cloud: str  # the cloud's name, as recorded in the inventory
     project_id: str | None
     instance_ids: tuple[str, ...]
     subnet_id: str | None = None
     subnet_name: str | None = None
     metadata_key: str | None = None
     allowed_statuses: frozenset[PortStatus] = DEFAULT_ALLOWED_STATUSES
+    # Which connection `ports_for` gives, when the name alone does not say (the operator's key of a
+    # Secret's version and cloud); by default the cloud's name.
+    connection: str | None = None
+
+    @property
+    def connection_key(self) -> str:
+        return self.connection or self.cloud
 
     def __post_init__(self) -> None:
         if not self.instance_ids:
@@ -93,18 +100,18 @@ class _Cached:
 @dataclass
 class InventoryService:
     sessions: sessionmaker[Session]
-    ports_for: Callable[[str], PortGateway]  # cloud name -> gateway
+    ports_for: Callable[[str], PortGateway]  # SyncRequest.connection_key -> gateway
     monotonic: Callable[[], float] = time.monotonic
     _subnets: dict[tuple[str, str | None, str], _Cached] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def resolve_subnet(self, request: SyncRequest) -> Subnet:
-        key = (request.cloud, request.project_id, request.subnet_id or f"name:{request.subnet_name}")
+        key = (request.connection_key, request.project_id, request.subnet_id or f"name:{request.subnet_name}")
         with self._lock:
             cached = self._subnets.get(key)
             if cached is not None and cached.until > self.monotonic():
                 return cached.subnet
-        gateway = self.ports_for(request.cloud)
+        gateway = self.ports_for(request.connection_key)
         if request.subnet_id:
             subnet = gateway.get_subnet(request.subnet_id)
         else:
@@ -117,7 +124,7 @@ class InventoryService:
     def compute(self, request: SyncRequest) -> tuple[Subnet, Sequence[NodeConfig], Sequence[Exclusion]]:
         """The node configs the cloud gives now, without pushing or recording anything."""
         subnet = self.resolve_subnet(request)
-        gateway = self.ports_for(request.cloud)
+        gateway = self.ports_for(request.connection_key)
         ports = gateway.ports_of(request.instance_ids, network_id=subnet.network_id)
         servers = gateway.servers_of(request.instance_ids, project_id=request.project_id)
         built = build_node_configs(

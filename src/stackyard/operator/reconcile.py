@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from stackyard.cloud.connect import open_connection, resolve_clouds_yaml_text
@@ -21,10 +22,12 @@ from stackyard.cloud.ports import PortGateway
 from stackyard.cloud.session import open_session
 from stackyard.db.base import utcnow
 from stackyard.errors import CloudError, ConfigError, NotFound, StackyardError, ValidationError
+from stackyard.inventory.events import WatchedSet
 from stackyard.inventory.loop import SyncLoop
 from stackyard.inventory.models import allowed_statuses
 from stackyard.inventory.push import Endpoint, NodeConfigPusher
 from stackyard.inventory.service import InventoryService, SyncRequest, SyncResult
+from stackyard.inventory.watch import watched_set_of
 from stackyard.operator.kube import KubeClient
 from stackyard.operator.spec import OperatorSpec, TargetSpec, parse_spec
 from stackyard.operator.status import status_of_error, status_of_result
@@ -42,6 +45,7 @@ class Reconciled:
     status: dict[str, object]
     delay: float | None  # seconds until the next sync; None: not before the spec changes
     error: StackyardError | None = None
+    watched: WatchedSet | None = None  # what a notification must touch to make the next sync sooner
 
     @property
     def is_permanent(self) -> bool:
@@ -132,16 +136,18 @@ class Reconciler:
             )
             return Reconciled(status, None, exc)
         retry_in = parsed.intervals.error
+        watched = WatchedSet.of(parsed.vm_ids)
         try:
-            cloud = self._cloud_key(namespace, parsed)
+            connection = self._cloud_key(namespace, parsed)
             endpoint = self._endpoint(namespace, parsed.target)
         except (CloudError, ConfigError, ValidationError) as exc:
             reason = "SecretNotFound" if isinstance(exc, NotFound) else "CredentialsInvalid"
             status = status_of_error(reason, str(exc), generation=generation, now=now, previous=conditions)
-            return Reconciled(status, retry_in, exc)
+            return Reconciled(status, retry_in, exc, watched)
         request = SyncRequest(
             scope=scope_of(namespace, name),
-            cloud=cloud,
+            cloud=parsed.cloud,
+            connection=connection,
             project_id=parsed.project_id,
             instance_ids=parsed.vm_ids,
             subnet_id=parsed.subnet_id,
@@ -154,16 +160,23 @@ class Reconciler:
             loop = self._loop(uid, generation, parsed)
             loop.sync = lambda: self.service.sync(request, pusher)
             outcome = loop.step()
+        except SQLAlchemyError as exc:
+            # The inventory database is down or refused the rows: said in the status, tried again.
+            problem = StackyardError(f"inventory database: {database_problem(exc)}")
+            status = status_of_error(
+                "DatabaseError", str(problem), generation=generation, now=now, previous=conditions
+            )
+            return Reconciled(status, retry_in, problem, watched)
         finally:
             pusher.close()
         error = outcome.error
         if error is not None:
             reason = f"Cloud{type(error).__name__}" if isinstance(error, CloudError) else "SyncFailed"
             status = status_of_error(reason, str(error), generation=generation, now=now, previous=conditions)
-            return Reconciled(status, outcome.delay, error)
+            return Reconciled(status, outcome.delay, error, watched)
         assert outcome.result is not None
         status = status_of_result(outcome.result, generation=generation, now=now, previous=conditions)
-        return Reconciled(status, outcome.delay)
+        return Reconciled(status, outcome.delay, watched=watched_set_of(parsed.vm_ids, outcome.result))
 
     def _loop(self, uid: str, generation: int, spec: OperatorSpec) -> SyncLoop:
         """The resource's polling state; a new spec (generation) starts it afresh, in the fast phase."""
@@ -181,6 +194,12 @@ class Reconciler:
         removed = self.service.forget_scope(scope_of(namespace, name))
         _LOG.info("OpenstackConfig %s/%s deleted: %d inventory row(s) removed", namespace, name, removed)
         return removed
+
+
+def database_problem(exc: SQLAlchemyError) -> str:
+    """The driver's own message without the statement and its parameters (which carry the payloads)."""
+    origin = getattr(exc, "orig", None) or exc
+    return f"{type(origin).__name__}: {str(origin).strip().splitlines()[0] if str(origin).strip() else ''}"
 
 
 def _not_yet() -> SyncResult:

@@ -8,11 +8,13 @@ from types import SimpleNamespace
 import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import DataError
 
 from stackyard.cloud.connect import resolve_clouds_yaml_text
 from stackyard.errors import ConfigError
 from stackyard.operator.kube import api_server_of
 from stackyard.operator.receiver import check_payload, create_receiver
+from stackyard.operator.reconcile import database_problem
 
 CLOUDS = """
 clouds:
@@ -119,3 +121,14 @@ def test_the_receiver_keeps_the_latest_config_per_node_and_demands_its_token() -
     listed = client.get("/v1/node-configs", headers=auth).json()
     assert listed["received"] == {"node-1": 2}
     assert [item["providerId"] for item in listed["items"]] == ["openstack:///x"]
+
+
+def test_a_database_error_is_told_by_the_driver_message_without_the_statement_or_its_rows() -> None:
+    error = DataError(
+        "INSERT INTO node_configs (cloud, payload) VALUES (%(cloud)s, %(payload)s)",
+        {"cloud": "secret:ns/creds", "payload": "{...}"},
+        Exception("value too long for type character varying(64)\nCONTEXT: unnamed portal"),
+    )
+    said = database_problem(error)
+    assert said == "Exception: value too long for type character varying(64)"
+    assert "INSERT" not in said and "secret:" not in said
