@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -12,9 +15,13 @@ from stackyard.cli.common import DebugOption, boundary, context
 from stackyard.cli.factory import open_database
 from stackyard.cli.render import OutputFormat
 from stackyard.config import load_settings
+from stackyard.inventory.events import queue_name
+from stackyard.inventory.notifications import NOTIFICATIONS_URL_ENV, NotificationWatcher, settings_from
 from stackyard.operator.handlers import Runtime, run_operator
 from stackyard.operator.kube import KubeClient
 from stackyard.operator.reconcile import Reconciler
+
+_LOG = logging.getLogger(__name__)
 
 operator_app = typer.Typer(help="Kubernetes operator: OpenstackConfig resources → network inventory.")
 
@@ -35,6 +42,13 @@ def operator_run(
     liveness: Annotated[
         str | None, typer.Option(help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz.")
     ] = None,
+    notifications_url: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Broker the cloud's Neutron/Nova notifications go to (amqp://…; holds a password, so "
+            f"prefer ${NOTIFICATIONS_URL_ENV} or inventory.notifications.url_env). None: polling only."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     debug: DebugOption = False,
 ) -> None:
@@ -45,16 +59,36 @@ def operator_run(
     """
     ctx = context(None, None, OutputFormat.TABLE, debug)
     with boundary(ctx):
-        sessions = open_database(load_settings())
+        settings = load_settings()
+        sessions = open_database(settings)
         configure_logging(log_level)
+        # A line per Kubernetes request (each status write, each Secret read) drowns what matters.
+        for noisy in ("httpx", "amqp", "kombu"):
+            logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+        section = settings.inventory.notifications
+        notify = settings_from(section, os.environ, url=notifications_url)
+        if notify is not None and "queue" not in section:
+            # Each replica needs every event, so each has its own queue (in a pod, the hostname is the pod's).
+            notify = replace(notify, queue=queue_name(f"operator-{socket.gethostname()}"))
 
         def make_reconciler(kube: KubeClient) -> Reconciler:
             return Reconciler(kube, sessions)
 
-        runtime = Runtime(make_reconciler)
-    run_operator(
-        runtime, namespaces=tuple(namespace or ()), peering=peering, priority=priority, liveness=liveness
-    )
+        runtime = Runtime(make_reconciler, NotificationWatcher(notify) if notify is not None else None)
+    if runtime.watcher is not None:
+        _LOG.info(
+            "notifications from %s on queue %s",
+            runtime.watcher.settings.redacted_url,
+            runtime.watcher.settings.queue,
+        )
+        runtime.watcher.start()
+    try:
+        run_operator(
+            runtime, namespaces=tuple(namespace or ()), peering=peering, priority=priority, liveness=liveness
+        )
+    finally:
+        if runtime.watcher is not None:
+            runtime.watcher.stop()
 
 
 @operator_app.command("receiver")

@@ -9,6 +9,10 @@
 
 Replicas: kopf peering lets one operator of a peering act at a time; since the inventory is in the
 database, the one that takes over carries on where the other stopped.
+
+Events: with a notification watcher, each resource registers what its last sync depends on (its VMs,
+the subnet's network, the ports its configs hold); a Neutron or Nova notification touching that wakes
+its daemon at once. Polling stays: an event only makes the next sync sooner.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import kopf
 
 from stackyard.db.base import utcnow
 from stackyard.errors import StackyardError, ValidationError
+from stackyard.inventory.events import InventoryEvent
+from stackyard.inventory.notifications import NotificationWatcher
 from stackyard.operator.kube import KubeClient, api_server_of
 from stackyard.operator.reconcile import Reconciler
 from stackyard.operator.spec import GROUP, PLURAL, VERSION, parse_spec
@@ -39,6 +45,7 @@ class Runtime:
     """What the handlers share: made at login, when the API server's address is known."""
 
     make_reconciler: Callable[[KubeClient], Reconciler]
+    watcher: NotificationWatcher | None = None  # started and stopped by whoever runs the operator
     reconciler: Reconciler | None = None
     kube: KubeClient | None = None
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -65,6 +72,15 @@ async def _wait(stopped: kopf.DaemonStopped, wake: asyncio.Event, delay: float |
     finally:
         for waiting in waits:
             waiting.cancel()
+
+
+def _waker(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[InventoryEvent], None]:
+    """A notification callback (it runs on the watcher's thread) that wakes a daemon on `loop`."""
+
+    def notify(_event: InventoryEvent) -> None:
+        loop.call_soon_threadsafe(wake.set)
+
+    return notify
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
@@ -122,28 +138,40 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         reconciler, kube = runtime.ready()
         wake = runtime.wakeup(uid)
         namespace = namespace or ""
-        while not stopped:
-            wake.clear()
-            meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status", {})
-            outcome = await asyncio.to_thread(
-                reconciler.reconcile,
-                namespace,
-                name,
-                uid,
-                dict(spec),
-                generation=int(meta.get("generation") or 0),
-                conditions=_conditions(status),
-            )
-            delay = outcome.delay
-            try:
-                await asyncio.to_thread(kube.patch_status, namespace, name, outcome.status)
-            except StackyardError as exc:
-                _LOG.warning("OpenstackConfig %s/%s: status not written: %s", namespace, name, exc)
-                delay = _STATUS_RETRY if delay is None else min(delay, _STATUS_RETRY)
-            if outcome.error is not None:
-                _LOG.warning("OpenstackConfig %s/%s: %s", namespace, name, outcome.error)
-            await _wait(stopped, wake, delay)
-        runtime.wakeups.pop(uid, None)
+        loop = asyncio.get_running_loop()
+        is_watched = False
+        try:
+            while not stopped:
+                wake.clear()
+                meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status", {})
+                outcome = await asyncio.to_thread(
+                    reconciler.reconcile,
+                    namespace,
+                    name,
+                    uid,
+                    dict(spec),
+                    generation=int(meta.get("generation") or 0),
+                    conditions=_conditions(status),
+                )
+                if runtime.watcher is not None and outcome.watched is not None:
+                    if is_watched:
+                        runtime.watcher.update(uid, outcome.watched)
+                    else:
+                        runtime.watcher.watch(uid, outcome.watched, _waker(loop, wake))
+                        is_watched = True
+                delay = outcome.delay
+                try:
+                    await asyncio.to_thread(kube.patch_status, namespace, name, outcome.status)
+                except StackyardError as exc:
+                    _LOG.warning("OpenstackConfig %s/%s: status not written: %s", namespace, name, exc)
+                    delay = _STATUS_RETRY if delay is None else min(delay, _STATUS_RETRY)
+                if outcome.error is not None:
+                    _LOG.warning("OpenstackConfig %s/%s: %s", namespace, name, outcome.error)
+                await _wait(stopped, wake, delay)
+        finally:
+            if runtime.watcher is not None:
+                runtime.watcher.unwatch(uid)
+            runtime.wakeups.pop(uid, None)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def forget(*, namespace: str | None, name: str, uid: str, **_: Any) -> None:
