@@ -17,10 +17,9 @@ import httpx
 import pytest
 import yaml
 
-from support.kube import KubeApiServer
+from support.kube import CRDS, KubeApiServer, apply_crd
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 NAMESPACE = f"crd-{uuid.uuid4().hex[:6]}"
 
 Create = Callable[[dict[str, Any]], httpx.Response]
@@ -61,28 +60,12 @@ def collection(http: httpx.Client) -> Iterator[str]:
     """
     crd = _crd()
     name = crd["metadata"]["name"]
-    created = http.post(CRDS, json=crd)
-    if created.status_code == 409:  # applied by another module: make it this file's version
-        current = http.get(f"{CRDS}/{name}")
-        current.raise_for_status()
-        crd["metadata"]["resourceVersion"] = current.json()["metadata"]["resourceVersion"]
-        created = http.put(f"{CRDS}/{name}", json=crd)
-    assert created.status_code in (200, 201), f"{created.status_code} {created.text}"
-    deadline = time.monotonic() + 30
-    while True:
-        conditions = {
-            c["type"]: c
-            for c in (http.get(f"{CRDS}/{name}").json().get("status") or {}).get("conditions") or []
-        }
-        if conditions.get("Established", {}).get("status") == "True":
-            break
-        assert time.monotonic() < deadline, f"the CRD was not Established within 30s: {conditions}"
-        time.sleep(0.2)
+    is_created = apply_crd(http, crd)
     made = http.post("/api/v1/namespaces", json={"metadata": {"name": NAMESPACE}})
     assert made.status_code == 201, made.text
     version = crd["spec"]["versions"][0]["name"]
     yield f"/apis/{crd['spec']['group']}/{version}/namespaces/{NAMESPACE}/{crd['spec']['names']['plural']}"
-    if created.status_code == 201:
+    if is_created:
         deleted = http.delete(f"{CRDS}/{name}")
         assert deleted.status_code == 200, deleted.text
         # The API server itself removes the remaining resources, then the CRD (its cleanup finalizer).

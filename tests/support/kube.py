@@ -20,8 +20,10 @@ import time
 from base64 import b64encode
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -264,3 +266,40 @@ class KubeApiServer:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+DEPLOY = ROOT / "deploy"
+
+
+def apply_crd(http: httpx.Client, crd: dict[str, Any] | None = None, *, timeout: float = 30.0) -> bool:
+    """Create or replace a CRD (by default deploy/crd.yaml's) and wait until it is Established.
+
+    True when this call created it (the caller may delete it), False when it replaced one already there.
+    """
+    if crd is None:
+        crd = yaml.safe_load((DEPLOY / "crd.yaml").read_text())
+    assert crd is not None
+    name = crd["metadata"]["name"]
+    created = http.post(CRDS, json=crd)
+    if created.status_code == 409:  # applied before (another module, another test): make it this version
+        current = http.get(f"{CRDS}/{name}")
+        current.raise_for_status()
+        crd = {
+            **crd,
+            "metadata": {**crd["metadata"], "resourceVersion": current.json()["metadata"]["resourceVersion"]},
+        }
+        replaced = http.put(f"{CRDS}/{name}", json=crd)
+        if replaced.status_code != 200:
+            raise KubeError(f"CRD {name} not replaced: {replaced.status_code} {replaced.text}")
+    elif created.status_code != 201:
+        raise KubeError(f"CRD {name} not created: {created.status_code} {created.text}")
+    deadline = time.monotonic() + timeout
+    while True:
+        status = http.get(f"{CRDS}/{name}").json().get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions") or []}
+        if conditions.get("Established", {}).get("status") == "True":
+            return created.status_code == 201
+        if time.monotonic() > deadline:
+            raise KubeError(f"CRD {name} was not Established within {timeout:g}s: {conditions}")
+        time.sleep(0.2)
