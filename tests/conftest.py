@@ -6,12 +6,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import openstack.connection
 import pytest
 
 from stackyard.devcloud.access import Credentials, credentials
 from stackyard.devcloud.components import ALL
 from stackyard.devcloud.context import Layout
 from stackyard.devcloud.launcher import Devcloud, UpOptions, default_root
+from support.clouds import sdk_connection
 
 
 def _devcloud_root() -> Path:
@@ -40,3 +42,11 @@ def admin_credentials(devcloud: Devcloud) -> Credentials:
 @pytest.fixture(scope="session")
 def demo_credentials(devcloud: Devcloud) -> Credentials:
     return credentials(devcloud, "demo")
+
+
+@pytest.fixture(scope="module")
+def admin_conn(admin_credentials: Credentials) -> Iterator[openstack.connection.Connection]:
+    """openstacksdk as the devcloud's admin, to set up and check what stackyard did (one per module)."""
+    conn = sdk_connection(admin_credentials)
+    yield conn
+    conn.close()

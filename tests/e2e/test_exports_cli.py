@@ -15,9 +15,8 @@ from pathlib import Path
 import openstack.connection
 import pytest
 
-from stackyard.devcloud.access import Credentials, clouds_yaml
+from stackyard.devcloud.access import clouds_yaml
 from stackyard.devcloud.launcher import Devcloud
-from support.clouds import sdk_connection
 
 pytestmark = pytest.mark.devcloud
 
@@ -39,13 +38,6 @@ def env(devcloud: Devcloud, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         "STACKYARD_DATA_DIR": str(directory / "data"),
         "COLUMNS": "300",  # usage errors are drawn in a box: keep each message on one line
     }
-
-
-@pytest.fixture(scope="module")
-def admin_conn(admin_credentials: Credentials) -> Iterator[openstack.connection.Connection]:
-    conn = sdk_connection(admin_credentials)
-    yield conn
-    conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,8 @@ import openstack.connection
 import pytest
 import yaml
 
-from stackyard.devcloud.access import Credentials, clouds_yaml, notification_url
+from stackyard.devcloud.access import clouds_yaml, notification_url
 from stackyard.devcloud.launcher import Devcloud
-from support.clouds import sdk_connection
 from support.receiver import Receiver
 
 pytestmark = pytest.mark.devcloud
@@ -56,13 +55,6 @@ def env(devcloud: Devcloud, tmp_path_factory: pytest.TempPathFactory, receiver: 
         "AGENT_AUTH": "Bearer cli-agent",
         "COLUMNS": "300",
     }
-
-
-@pytest.fixture(scope="module")
-def admin_conn(admin_credentials: Credentials) -> Iterator[openstack.connection.Connection]:
-    conn = sdk_connection(admin_credentials)
-    yield conn
-    conn.close()
 
 
 @pytest.fixture(scope="module")

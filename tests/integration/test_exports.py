@@ -29,8 +29,7 @@ from stackyard.cloud.retry import RetryPolicy
 from stackyard.cloud.session import CloudSession, open_session
 from stackyard.config import ExportSettings
 from stackyard.db.base import utcnow
-from stackyard.db.engine import make_engine, session_factory, transaction
-from stackyard.db.migrate import upgrade
+from stackyard.db.engine import transaction
 from stackyard.devcloud.access import Credentials
 from stackyard.devcloud.launcher import Devcloud
 from stackyard.errors import Forbidden, NotFound, ValidationError
@@ -51,7 +50,7 @@ from stackyard.jobs.repository import JobRepository
 from stackyard.jobs.runner import JobRunner
 from support.clouds import scratch_container, sdk_connection, swift_connection
 from support.faultproxy import FaultKind, FaultPlan, FaultProxy, devcloud_upstreams
-from support.postgres import temporary_database
+from support.postgres import migrated_database
 
 RUN = uuid.uuid4().hex[:6]
 MIB = 1024 * 1024
@@ -84,18 +83,8 @@ def pattern_chunks(seed: str, size: int, chunk: int = MIB) -> Iterator[bytes]:
 
 @pytest.fixture(scope="module")
 def sessions() -> Iterator[sessionmaker[Session]]:
-    with temporary_database("stackyard_exports") as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        yield session_factory(engine)
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def admin_conn(admin_credentials: Credentials) -> Iterator[openstack.connection.Connection]:
-    conn = sdk_connection(admin_credentials)
-    yield conn
-    conn.close()
+    with migrated_database("stackyard_exports") as (_url, made):
+        yield made
 
 
 @pytest.fixture(scope="module")

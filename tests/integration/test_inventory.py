@@ -21,16 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from stackyard.cloud.ports import PortGateway
 from stackyard.cloud.session import CallRecord, CloudSession, open_session
 from stackyard.cloud.status import PortStatus
-from stackyard.db.engine import make_engine, session_factory
-from stackyard.db.migrate import upgrade
 from stackyard.devcloud.access import Credentials
-from stackyard.devcloud.launcher import Devcloud
 from stackyard.errors import Conflict, NotFound
 from stackyard.inventory.push import Endpoint, NodeConfigPusher
 from stackyard.inventory.service import InventoryService, NodeState, SyncRequest
 from support.clouds import sdk_connection
 from support.netlab import Lab
-from support.postgres import temporary_database
+from support.postgres import migrated_database
 from support.receiver import Receiver
 
 pytestmark = pytest.mark.devcloud
@@ -41,20 +38,8 @@ NODE_KEY = "k8s-node"
 
 @pytest.fixture(scope="module")
 def sessions() -> Iterator[sessionmaker[Session]]:
-    with temporary_database("stackyard_inventory") as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        yield session_factory(engine)
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def admin_conn(
-    devcloud: Devcloud, admin_credentials: Credentials
-) -> Iterator[openstack.connection.Connection]:
-    conn = sdk_connection(admin_credentials)
-    yield conn
-    conn.close()
+    with migrated_database("stackyard_inventory") as (_url, made):
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stackyard.cloud.ports import PortGateway
 from stackyard.cloud.session import CloudSession, open_session
-from stackyard.db.engine import make_engine, session_factory
-from stackyard.db.migrate import upgrade
 from stackyard.devcloud.access import Credentials, notification_url
 from stackyard.devcloud.launcher import Devcloud
 from stackyard.inventory.loop import SyncLoop
@@ -35,7 +33,7 @@ from stackyard.inventory.service import InventoryService, NodeState, SyncRequest
 from stackyard.inventory.watch import ScopeWatch, SyncTrigger, WatchedOutcome
 from support.clouds import sdk_connection
 from support.netlab import Lab
-from support.postgres import temporary_database
+from support.postgres import migrated_database
 from support.receiver import Receiver
 from support.tcpproxy import TcpProxy
 
@@ -49,20 +47,8 @@ EVENT_WAIT = 30.0  # seconds for a change to reach the receiver (Nova's attach t
 
 @pytest.fixture(scope="module")
 def sessions() -> Iterator[sessionmaker[Session]]:
-    with temporary_database("stackyard_inventory_events") as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        yield session_factory(engine)
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def admin_conn(
-    devcloud: Devcloud, admin_credentials: Credentials
-) -> Iterator[openstack.connection.Connection]:
-    conn = sdk_connection(admin_credentials)
-    yield conn
-    conn.close()
+    with migrated_database("stackyard_inventory_events") as (_url, made):
+        yield made
 
 
 @pytest.fixture(scope="module")

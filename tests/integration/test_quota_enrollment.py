@@ -62,13 +62,6 @@ def sessions() -> Iterator[sessionmaker[Session]]:
 
 
 @pytest.fixture(scope="module")
-def admin_conn(admin_credentials: Credentials) -> Iterator[openstack.connection.Connection]:
-    conn = sdk_connection(admin_credentials)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
 def policy() -> QuotaPolicy:
     return QuotaPolicy(project_pattern=f"qt{RUN}-{{student_number}}", reduction_grace=timedelta(days=7))
 

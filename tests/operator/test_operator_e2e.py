@@ -26,16 +26,13 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from stackyard.db.engine import make_engine, session_factory
-from stackyard.db.migrate import upgrade
 from stackyard.devcloud.access import Credentials, cloud_entry, notification_url
 from stackyard.devcloud.launcher import Devcloud
 from stackyard.inventory.orm import NodeConfigRecord
 from support.api_server import stackyard_command
-from support.clouds import sdk_connection
 from support.kube import DEPLOY, KubeApiServer, apply_crd
 from support.netlab import Lab
-from support.postgres import temporary_database
+from support.postgres import migrated_database
 from support.receiver import Receiver
 
 pytestmark = pytest.mark.devcloud
@@ -75,26 +72,14 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="module")
-def admin_conn(
-    devcloud: Devcloud, admin_credentials: Credentials
-) -> Iterator[openstack.connection.Connection]:
-    conn = sdk_connection(admin_credentials)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
 def lab(admin_conn: openstack.connection.Connection, request: pytest.FixtureRequest) -> Lab:
     return Lab(admin_conn, request, run=RUN, node_key=NODE_KEY)
 
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[tuple[str, sessionmaker[Session]]]:
-    with temporary_database("stackyard_operator") as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        yield url, session_factory(engine)
-        engine.dispose()
+    with migrated_database("stackyard_operator") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

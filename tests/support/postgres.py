@@ -9,6 +9,10 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.orm import Session, sessionmaker
+
+from stackyard.db.engine import make_engine, session_factory
+from stackyard.db.migrate import upgrade
 
 # The server tests use; STACKYARD_TEST_PG_URL points them at another one.
 ADMIN_URL = os.environ.get("STACKYARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -44,3 +48,15 @@ def temporary_database(prefix: str = "stackyard_test") -> Iterator[str]:
                 (name,),
             )
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@contextmanager
+def migrated_database(prefix: str = "stackyard_test") -> Iterator[tuple[str, sessionmaker[Session]]]:
+    """A temporary database upgraded to the newest migration: its URL and a session factory."""
+    with temporary_database(prefix) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        try:
+            yield url, session_factory(engine)
+        finally:
+            engine.dispose()
