@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -122,10 +123,17 @@ class Browser:
     ) -> None:
         """Wait for `check()`; fail naming `what` and showing the page's text when it never holds."""
         deadline = time.monotonic() + timeout
-        while not check():
+        while not self._holds(check):
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; page:\n{self.text()}")
             time.sleep(poll)
+
+    @staticmethod
+    def _holds(check: Callable[[], bool]) -> bool:
+        try:
+            return check()
+        except StaleElementReferenceException:
+            return False  # htmx replaced the element between finding and reading it: look again
 
     def fill(self, field_id: str, value: str) -> None:
         element = self.find(f"#{field_id}")

@@ -220,7 +220,8 @@ def create_instances(
         return render(request, "instances/new.html", context, status_code=422)
     if len(created) == 1:
         return RedirectResponse(f"/ui/instances/{chosen.name}/{created[0].id}?done=created", status_code=303)
-    return RedirectResponse(f"/ui/instances?provider={chosen.name}&name=^{name}-", status_code=303)
+    query = urlencode({"provider": chosen.name, "name": f"^{re.escape(name)}-"})
+    return RedirectResponse(f"/ui/instances?{query}", status_code=303)
 
 
 @router.get("/ui/instances/{provider}/{instance_id}", response_class=HTMLResponse)
