@@ -135,3 +135,23 @@ def test_a_running_export_can_be_cancelled(admin_browser: Browser, server: str, 
     browser.wait_until(
         "the job to be cancelled", lambda: progress(browser, job_id)[0] == "cancelled", timeout=EXPORT_TIMEOUT
     )
+
+
+def test_a_retention_plan_keeps_the_newest_and_names_why(admin_browser: Browser, server: str) -> None:
+    browser = admin_browser
+    browser.open("/ui/exports")
+    browser.find("#retention-link").click()
+    browser.wait_for("#retention-form")
+    browser.fill("gfs", "7x")
+    browser.find("#plan-retention").click()
+    assert browser.wait_for("#gfs-error").text.startswith("gfs: expected counts such as 7d,4w,12m")
+    browser.fill("instance", server)
+    browser.fill("keep_last", "1")
+    browser.fill("gfs", "")
+    browser.find("#plan-retention").click()
+    browser.wait_for("#retention-plan")
+    rows = browser.finds("#retention-plan tbody tr[data-id]")
+    # This module's exports of the server: the one that succeeded is the newest finished one, kept.
+    assert [r.get_attribute("data-keep") for r in rows][:1] == ["true"], browser.text()
+    assert "keep (last 1)" in rows[0].text
+    browser.shot("export-retention-plan")

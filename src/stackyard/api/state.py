@@ -14,6 +14,7 @@ from stackyard.cloud.clock import Clock
 from stackyard.config import Settings
 from stackyard.errors import ConfigError
 from stackyard.exports.imports import ImportService
+from stackyard.exports.lifecycle import ExportLifecycle
 from stackyard.exports.service import ExportService
 from stackyard.exports.storage import StorageService
 from stackyard.inventory.service import InventoryService
@@ -38,6 +39,7 @@ class AppState:
     exports: ExportService | None = None
     imports: ImportService | None = None
     storage: StorageService | None = None
+    lifecycle: ExportLifecycle | None = None  # retention pruning and export schedules
     inventory: InventoryService | None = None
     periodic: tuple[Periodic, ...] = ()
     runs_jobs: bool = True  # False when jobs run on Celery workers (jobs.broker_url)
@@ -59,6 +61,12 @@ class AppState:
         if self.imports is None:
             raise ConfigError("imports need an OpenStack provider with Glance")
         return self.imports
+
+    @property
+    def export_lifecycle(self) -> ExportLifecycle:
+        if self.lifecycle is None:
+            raise ConfigError("export retention needs an OpenStack provider with Glance")
+        return self.lifecycle
 
     @property
     def storage_service(self) -> StorageService:

@@ -136,6 +136,7 @@ def build_state(settings: Settings, *, devcloud: CloudSettings | None = None) ->
         exports=exports,
         imports=imports,
         storage=storage,
+        lifecycle=lifecycle,
         inventory=InventoryService(sessions, inventory_ports(providers)),
         periodic=tuple(periodic),
         runs_jobs=dispatcher is None,

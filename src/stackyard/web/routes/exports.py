@@ -11,14 +11,15 @@ from pydantic import ValidationError as PydanticError
 from stackyard.api.export_schemas import ExportCreate
 from stackyard.api.routes.exports import create_export
 from stackyard.api.routes.jobs import cancel_job, get_job
-from stackyard.errors import StackyardError
+from stackyard.errors import StackyardError, ValidationError
+from stackyard.exports.lifecycle import PruneLine
 from stackyard.exports.models import Compression, DiskFormat
 from stackyard.exports.retention import RetentionPolicy, parse_retention
 from stackyard.exports.service import EXPORT_JOB
 from stackyard.jobs.models import Job
 from stackyard.jobs.repository import JobRepository
 from stackyard.providers.base import InstanceQuery
-from stackyard.web.deps import Acting, SignedIn, Viewer
+from stackyard.web.deps import Acting, ActingAdmin, AdminViewer, SignedIn, Viewer
 from stackyard.web.render import UiRoute, render
 from stackyard.web.routes.servers import pick_provider
 
@@ -199,3 +200,78 @@ def job_progress(
 def cancel(viewer: Acting, job_id: str) -> Response:
     cancel_job(job_id, viewer.state, viewer.principal)
     return RedirectResponse(f"/ui/jobs/{job_id}?cancelled=1", status_code=303)
+
+
+# -- retention -----------------------------------------------------------------------------------------
+
+
+def _retention_form(
+    request: Request,
+    viewer: Viewer,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    lines: list[PruneLine] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "exports/retention.html",
+        {
+            "nav": "exports",
+            "values": values,
+            "errors": errors,
+            "lines": lines,
+            "schedules": _retention(viewer),
+            "keeping": sum(1 for line in lines or () if line.keep),
+        },
+        status_code=status_code,
+    )
+
+
+def _policy(keep_last: str, gfs: str, errors: dict[str, str]) -> RetentionPolicy | None:
+    count: int | None = None
+    if keep_last.strip():
+        if not keep_last.strip().isdigit():
+            errors["keep_last"] = "a whole number of exports"
+            return None
+        count = int(keep_last)
+    try:
+        policy = parse_retention(count, gfs.strip() or None)
+    except ValidationError as exc:
+        errors["keep_last" if exc.field == "keep_last" else "gfs"] = exc.message
+        return None
+    if policy.is_empty:
+        errors["keep_last"] = "give a count to keep and/or GFS counts (e.g. 7d,4w,12m)"
+        return None
+    return policy
+
+
+@router.get("/ui/exports/retention", response_class=HTMLResponse)
+def retention_page(request: Request, viewer: AdminViewer) -> HTMLResponse:
+    return _retention_form(
+        request, viewer, values={"instance": "", "keep_last": "3", "gfs": "7d,4w,12m"}, errors={}
+    )
+
+
+@router.post("/ui/exports/retention", response_class=HTMLResponse)
+def apply_retention(
+    request: Request,
+    viewer: ActingAdmin,
+    mode: Annotated[str, Form(pattern="^(plan|prune)$")] = "plan",
+    instance: Annotated[str, Form(max_length=64)] = "",
+    keep_last: Annotated[str, Form(max_length=8)] = "",
+    gfs: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Plan (nothing deleted: which exports a policy keeps and why) or prune (a job) per instance."""
+    values = {"instance": instance, "keep_last": keep_last, "gfs": gfs}
+    errors: dict[str, str] = {}
+    policy = _policy(keep_last, gfs, errors)
+    if policy is None:
+        return _retention_form(request, viewer, values=values, errors=errors, status_code=422)
+    lifecycle = viewer.state.export_lifecycle
+    if mode == "prune":
+        job = lifecycle.submit_prune(instance or None, policy, viewer.principal.subject)
+        return RedirectResponse(f"/ui/jobs/{job.id}", status_code=303)
+    lines = lifecycle.prune(instance or None, policy, dry_run=True)
+    return _retention_form(request, viewer, values=values, errors=errors, lines=lines)
