@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 
 import openstack.connection
 import pytest
 
+from stackyard.devcloud.access import Credentials
 from support.browser import Browser, Dashboard, chrome
+from support.clouds import sdk_connection
 
 pytestmark = pytest.mark.devcloud
 
@@ -180,16 +183,46 @@ def test_a_student_sees_their_courses_quota_and_instances_and_nobody_elses(
         browser.quit()
 
 
-def test_dropping_lowers_the_quota(
-    admin_browser: Browser, student: dict[str, str], course: dict[str, str]
+def test_a_drop_below_usage_leaves_a_pending_cut_with_its_reason(
+    admin_browser: Browser,
+    student: dict[str, str],
+    course: dict[str, str],
+    student_login: tuple[str, str, str],
+    admin_credentials: Credentials,
+    admin_conn: openstack.connection.Connection,
+    image_id: str,
+    network_id: str,
 ) -> None:
-    browser = admin_browser
-    browser.open(student["path"])
-    browser.wait_for("#enrollments")
-    # The drop form asks first (a JavaScript confirm); accept it.
-    browser.find(f"#enrollments li[data-course='{course['id']}'] button").click()
-    browser.driver.switch_to.alert.accept()
-    browser.wait_until("the drop", lambda: "Dropped;" in browser.text())
-    assert cell(browser, "compute.instances", "limit") == "0"
-    item = browser.find(f"#enrollments li[data-course='{course['id']}']")
-    assert item.get_attribute("data-status") == "dropped"
+    username, password, project = student_login
+    own = sdk_connection(
+        replace(admin_credentials, username=username, password=password, project_name=project)
+    )
+    flavor = own.compute.find_flavor("m1.tiny", ignore_missing=False)
+    server = own.compute.create_server(
+        name=unique("webt-cut-"), flavor_id=flavor.id, image_id=image_id, networks=[{"uuid": network_id}]
+    )
+    try:
+        own.compute.wait_for_server(server, status="ACTIVE", wait=300)
+        browser = admin_browser
+        browser.open(student["path"])
+        browser.wait_for("#enrollments")
+        assert cell(browser, "compute.instances", "in-use") == "1"
+        # The drop form asks first (a JavaScript confirm); accept it.
+        browser.find(f"#enrollments li[data-course='{course['id']}'] button").click()
+        browser.driver.switch_to.alert.accept()
+        browser.wait_until("the drop", lambda: "Dropped;" in browser.text())
+        item = browser.find(f"#enrollments li[data-course='{course['id']}']")
+        assert item.get_attribute("data-status") == "dropped"
+        # The course granted the only compute; the instance in use holds the limit at 1 until it goes.
+        assert cell(browser, "compute.instances", "desired") == "0"
+        assert cell(browser, "compute.instances", "limit") == "1"
+        pending = browser.find("tr[data-resource='compute.instances'] .pending").text
+        assert pending.startswith("Pending cut: held at 1: 1 in use, 0 wanted (since ")
+        assert (
+            "reduction pending" in browser.find("#pending").text
+            or "reductions pending" in browser.find("#pending").text
+        )
+        browser.shot("student-pending-cut")
+    finally:
+        admin_conn.compute.delete_server(server.id, ignore_missing=True)
+        own.close()
