@@ -1,0 +1,61 @@
+"""Every main page, as rendered in Chromium: a language, one h1, labelled controls, named buttons and
+charts, and no control that the keyboard cannot reach."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.browser import Browser
+
+pytestmark = pytest.mark.devcloud
+
+PAGES = (
+    "/ui/",
+    "/ui/charts",
+    "/ui/instances",
+    "/ui/instances/new",
+    "/ui/students",
+    "/ui/courses",
+    "/ui/reconciliation",
+    "/ui/roster",
+    "/ui/exports",
+    "/ui/exports/retention",
+    "/ui/inventory",
+)
+
+# What a page must not have; each entry is a description of one problem, empty when the page is fine.
+AUDIT = """
+const problems = [];
+if (!document.documentElement.lang) problems.push('no lang on <html>');
+const h1s = document.querySelectorAll('h1');
+if (h1s.length !== 1) problems.push(h1s.length + ' h1 elements');
+for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+  const named = (el.labels && el.labels.length) || el.getAttribute('aria-label')
+    || el.getAttribute('aria-labelledby');
+  if (!named) problems.push('unlabelled ' + el.tagName + ' ' + (el.name || el.id));
+  if (el.tabIndex < 0) problems.push('not reachable by keyboard: ' + (el.name || el.id));
+}
+for (const el of document.querySelectorAll('button, a[href]')) {
+  const name = (el.getAttribute('aria-label') || el.textContent || '').trim();
+  if (!name) problems.push('unnamed ' + el.tagName + ' ' + el.outerHTML.slice(0, 80));
+}
+for (const svg of document.querySelectorAll('svg')) {
+  if (svg.getAttribute('role') !== 'img' || !svg.querySelector('title')) {
+    problems.push('svg without role=img and a title');
+  }
+}
+const ids = {};
+for (const el of document.querySelectorAll('[id]')) {
+  if (ids[el.id]) problems.push('duplicate id ' + el.id);
+  ids[el.id] = true;
+}
+return problems;
+"""
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_the_page_is_labelled_and_keyboard_reachable(admin_browser: Browser, path: str) -> None:
+    admin_browser.open(path)
+    admin_browser.wait_for("main h1")
+    problems = admin_browser.driver.execute_script(AUDIT)
+    assert problems == [], f"{path}: {problems}"
