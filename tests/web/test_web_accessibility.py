@@ -59,3 +59,16 @@ def test_the_page_is_labelled_and_keyboard_reachable(admin_browser: Browser, pat
     admin_browser.wait_for("main h1")
     problems = admin_browser.driver.execute_script(AUDIT)
     assert problems == [], f"{path}: {problems}"
+
+
+def test_the_audit_itself_finds_problems(admin_browser: Browser) -> None:
+    admin_browser.open("/ui/roster")
+    admin_browser.wait_for("main h1")
+    admin_browser.driver.execute_script(
+        "document.querySelector('main').insertAdjacentHTML('beforeend',"
+        " '<h1>two</h1><input name=stray><button></button><svg></svg><p id=file></p>')"
+    )
+    problems = admin_browser.driver.execute_script(AUDIT)
+    assert "2 h1 elements" in problems and "unlabelled INPUT stray" in problems
+    assert "svg without role=img and a title" in problems and "duplicate id file" in problems
+    assert any(p.startswith("unnamed BUTTON") for p in problems)
