@@ -56,6 +56,8 @@ def test_pages_send_a_visitor_without_a_session_to_sign_in(dashboard: Dashboard)
         assert response.headers["location"] == "/ui/login?next=/ui/instances%3Fstatus%3DACTIVE"
         login = client.get("/ui/login")
         assert login.status_code == 200 and 'name="csrf_token"' in login.text
+        assert "frame-ancestors 'none'" in login.headers["content-security-policy"]
+        assert login.headers["x-frame-options"] == "DENY" and login.headers["cache-control"] == "no-store"
         # A sign-in post without the form's token is refused before Keystone is asked.
         refused = client.post("/ui/login", data={"username": "admin", "password": "x", "project": "admin"})
         assert refused.status_code == 403 and "CSRF" in refused.text

@@ -20,6 +20,20 @@ from stackyard.errors import StackyardError, Unauthenticated, ValidationError
 from stackyard.web import format as fmt
 from stackyard.web.session import CsrfKeys
 
+# Pages load only this site's own script and styles (no inline script: htmx reads its settings from
+# attributes), may not be framed, and post forms only back here. Inline style attributes are allowed
+# for the widths of progress and usage bars.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
+        " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
 
 class SignInRequired(Exception):
     """No usable session: the page answers with a redirect to the sign-in form."""
@@ -77,7 +91,7 @@ def render(
     }
     values.update(context)
     response = HTMLResponse(env.get_template(template).render(values), status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 
