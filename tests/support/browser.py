@@ -83,6 +83,11 @@ def chrome(window: tuple[int, int] = WINDOW) -> WebDriver:
         f"--window-size={window[0]},{window[1]}",
     ):
         options.add_argument(argument)
+    if window == PHONE:
+        # A desktop window cannot be narrower than about 500 px; emulate the phone's viewport instead.
+        options.add_experimental_option(
+            "mobileEmulation", {"deviceMetrics": {"width": window[0], "height": window[1], "pixelRatio": 2}}
+        )
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(chromedriver)))
     driver.set_page_load_timeout(WAIT)
     return driver

@@ -77,6 +77,7 @@ def test_the_overview_fits_a_phone_screen(dashboard: Dashboard, demo_credentials
         browser.sign_in(demo_credentials.username, demo_credentials.password, demo_credentials.project_name)
         browser.open("/ui/")
         browser.wait_for("section.region")
+        assert browser.driver.execute_script("return window.innerWidth") == PHONE[0]
         # Nothing wider than the screen: no sideways scrolling of the page itself.
         overflow = browser.driver.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -87,6 +88,16 @@ def test_the_overview_fits_a_phone_screen(dashboard: Dashboard, demo_credentials
         # Keyboard: the first Tab lands on the skip link, which jumps to the content.
         browser.find("body").send_keys("\ue004")
         assert browser.driver.switch_to.active_element.text == "Skip to content"
+        # The member's other pages fit too (wide tables scroll inside their own box, not the page).
+        for path in ("/ui/instances", "/ui/me", "/ui/exports", "/ui/instances/new", "/ui/charts"):
+            browser.open(path)
+            browser.wait_for("main h1")
+            overflow = browser.driver.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 1, (path, overflow)
+        browser.open("/ui/instances")
+        browser.shot("instances-phone-member")
     finally:
         browser.quit()
 
