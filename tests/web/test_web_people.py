@@ -226,3 +226,14 @@ def test_a_drop_below_usage_leaves_a_pending_cut_with_its_reason(
     finally:
         admin_conn.compute.delete_server(server.id, ignore_missing=True)
         own.close()
+
+
+def test_a_taken_student_number_is_named_on_the_form(admin_browser: Browser, student: dict[str, str]) -> None:
+    browser = admin_browser
+    browser.open("/ui/students")
+    browser.fill("student_number", student["number"])
+    browser.fill("name", "Someone Else")
+    browser.fill("email", "someone@uni.example")
+    browser.find("#register-form button[type=submit]").click()
+    error = browser.wait_for("#student_number-error").text
+    assert error == f"student_number: student number {student['number']} already exists"

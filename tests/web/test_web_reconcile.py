@@ -57,7 +57,8 @@ def students(
 
 def upload(browser: Browser, path: Path) -> None:
     browser.open("/ui/roster")
-    browser.find("#file").send_keys(str(path))
+    browser.wait_for("#roster-form button[type=submit]")
+    browser.wait_for("#file").send_keys(str(path))
     browser.find("#roster-form button[type=submit]").click()
     browser.wait_for("main h1")
 

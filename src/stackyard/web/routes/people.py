@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from stackyard.api.routes.students import run_now, visible_student
 from stackyard.db.base import utcnow
 from stackyard.db.engine import transaction
-from stackyard.errors import CloudError, StackyardError, ValidationError
+from stackyard.errors import CloudError, Conflict, StackyardError, ValidationError
 from stackyard.jobs.models import Job
 from stackyard.providers.base import InstanceQuery
 from stackyard.quotas import service as quota_service
@@ -140,6 +140,8 @@ def register_student(
                 )
         except ValidationError as exc:
             errors[exc.field if exc.field in ("student_number", "name", "email") else "form"] = exc.message
+        except Conflict as exc:  # the student number is taken
+            errors["student_number"] = str(exc)
         except StackyardError as exc:
             errors["form"] = str(exc)
     if errors or student is None:
@@ -153,8 +155,9 @@ def register_student(
             },
             status_code=422,
         )
-    run_now(state, job)
-    return RedirectResponse(f"/ui/students/{student.id}?done=registered", status_code=303)
+    job = run_now(state, job)
+    outcome = "queued" if job is not None and not job.state.is_final else "registered"
+    return RedirectResponse(f"/ui/students/{student.id}?done={outcome}", status_code=303)
 
 
 def _students_page_context(viewer: Viewer) -> dict[str, object]:
