@@ -50,7 +50,7 @@ def test_a_rejected_password_is_named_on_the_form(
 
 
 def test_pages_send_a_visitor_without_a_session_to_sign_in(dashboard: Dashboard) -> None:
-    with httpx.Client(base_url=dashboard.base_url) as client:
+    with httpx.Client(base_url=dashboard.base_url, timeout=60) as client:
         response = client.get("/ui/instances?status=ACTIVE")
         assert response.status_code == 303
         assert response.headers["location"] == "/ui/login?next=/ui/instances%3Fstatus%3DACTIVE"
@@ -79,7 +79,9 @@ def test_a_form_post_without_the_csrf_token_is_rejected(admin_browser: Browser, 
     admin_browser.open("/ui/")
     admin_browser.wait_for("header nav")
     session = admin_browser.cookies()["stackyard_session"]
-    with httpx.Client(base_url=dashboard.base_url, cookies={"stackyard_session": session}) as client:
+    with httpx.Client(
+        base_url=dashboard.base_url, cookies={"stackyard_session": session}, timeout=60
+    ) as client:
         for data in ({}, {"csrf_token": "0" * 64}):
             response = client.post("/ui/logout", data=data)
             assert response.status_code == 403, response.text
