@@ -74,14 +74,8 @@ def member_browser(dashboard: Dashboard, demo_credentials: Credentials) -> Itera
 
 @pytest.fixture(scope="session")
 def admin_conn(admin_credentials: Credentials) -> Iterator[openstack.connection.Connection]:
+    """Session-wide here (the root one is per module): the session fixtures below look things up with it."""
     conn = sdk_connection(admin_credentials)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="session")
-def demo_conn(demo_credentials: Credentials) -> Iterator[openstack.connection.Connection]:
-    conn = sdk_connection(demo_credentials)
     yield conn
     conn.close()
 
