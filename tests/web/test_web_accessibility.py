@@ -1,5 +1,5 @@
 """Every main page, as rendered in Chromium: a language, one h1, labelled controls, named buttons and
-charts, and no control that the keyboard cannot reach."""
+charts, text contrast of at least WCAG AA, and no control that the keyboard cannot reach."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ PAGES = (
 )
 
 # What a page must not have; each entry is a description of one problem, empty when the page is fine.
-AUDIT = """
+AUDIT = r"""
 const problems = [];
 if (!document.documentElement.lang) problems.push('no lang on <html>');
 const h1s = document.querySelectorAll('h1');
@@ -42,6 +42,32 @@ for (const el of document.querySelectorAll('button, a[href]')) {
 for (const svg of document.querySelectorAll('svg')) {
   if (svg.getAttribute('role') !== 'img' || !svg.querySelector('title')) {
     problems.push('svg without role=img and a title');
+  }
+}
+// WCAG 2 contrast of every element's own text against the first opaque background behind it.
+const rgb = (text) => (text.match(/[\d.]+/g) || []).map(Number);
+const luminance = ([r, g, b]) => {
+  const lin = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+};
+for (const el of document.querySelectorAll('body *:not(svg):not(svg *)')) {
+  const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  const style = getComputedStyle(el);
+  const shown = style.visibility !== 'hidden' && style.display !== 'none' && el.getClientRects().length;
+  if (!own || !shown) continue;
+  let back = null;
+  for (let a = el; a && !back; a = a.parentElement) {
+    const c = rgb(getComputedStyle(a).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) back = c;
+  }
+  back = back || [255, 255, 255];
+  const [l1, l2] = [luminance(rgb(style.color)), luminance(back)].sort((x, y) => y - x);
+  const ratio = (l1 + 0.05) / (l2 + 0.05);
+  const size = parseFloat(style.fontSize);
+  const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+  if (ratio < (large ? 3 : 4.5)) {
+    const text = el.textContent.trim().slice(0, 30);
+    problems.push('contrast ' + ratio.toFixed(2) + ' of ' + el.tagName + ' "' + text + '"');
   }
 }
 const ids = {};
@@ -66,9 +92,11 @@ def test_the_audit_itself_finds_problems(admin_browser: Browser) -> None:
     admin_browser.wait_for("main h1")
     admin_browser.driver.execute_script(
         "document.querySelector('main').insertAdjacentHTML('beforeend',"
-        " '<h1>two</h1><input name=stray><button></button><svg></svg><p id=file></p>')"
+        " '<h1>two</h1><input name=stray><button></button><svg></svg><p id=file></p>"
+        '<p style="color: #bbbbbb">faint</p>\')'
     )
     problems = admin_browser.driver.execute_script(AUDIT)
     assert "2 h1 elements" in problems and "unlabelled INPUT stray" in problems
     assert "svg without role=img and a title" in problems and "duplicate id file" in problems
     assert any(p.startswith("unnamed BUTTON") for p in problems)
+    assert any(p.startswith("contrast ") and p.endswith('of P "faint"') for p in problems), problems
