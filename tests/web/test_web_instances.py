@@ -127,3 +127,21 @@ def test_a_member_sees_only_their_project(member_browser: Browser, created: tupl
     browser.open(f"/ui/instances/devcloud/{instance_id}")
     browser.wait_for("main h1")
     assert browser.find("main h1").text == "Not found" and name not in browser.text()
+
+
+def test_delete_asks_first_then_the_instance_goes(admin_browser: Browser, created: tuple[str, str]) -> None:
+    name, instance_id = created
+    browser = admin_browser
+    browser.open(f"/ui/instances/devcloud/{instance_id}")
+    browser.wait_for(".actions")
+    browser.find(".actions a[href$='action=delete']").click()
+    browser.wait_for("#confirm")
+    assert "removes the instance and its local disk for good" in browser.text()
+    browser.find("#confirm").click()
+    browser.wait_until("the delete notice", lambda: "Delete requested." in browser.text())
+
+    def gone() -> bool:
+        browser.open(f"/ui/instances?provider=devcloud&name=^{name}$")
+        return "No instances match." in browser.find("#instances").text
+
+    browser.wait_until("the instance to disappear", gone, timeout=180, poll=2)
