@@ -163,7 +163,12 @@ def paged_instances(
     network_id: str,
     request: pytest.FixtureRequest,
 ) -> tuple[str, list[str]]:
-    """Three instances sharing a name prefix (no need to wait for them to be ACTIVE to list them)."""
+    """Three ACTIVE instances sharing a name prefix.
+
+    NOTE: while Nova has not scheduled a server yet it is a build request in the API database, and a
+    name-filtered listing with limit/marker then returned one of three servers and no next page (seen
+    once on a loaded machine); once they are ACTIVE the listing is plain cell-database paging.
+    """
     prefix = unique("sy-page")
     ids = []
     with api.client(auth_headers(Credential.BEARER, admin_token)) as client:
@@ -172,6 +177,10 @@ def paged_instances(
             response = create_instance(client, request, admin_conn, body)
             assert response.status_code == 202, response.text
             ids.append(str(response.json()["id"]))
+    for server_id in ids:
+        admin_conn.compute.wait_for_server(
+            admin_conn.compute.get_server(server_id), status="ACTIVE", wait=300
+        )
     return prefix, ids
 
 

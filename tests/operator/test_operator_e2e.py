@@ -389,12 +389,22 @@ def test_two_replicas_of_a_peering_hand_over_when_the_active_one_stops(
         json={"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}},
     )
     assert made.status_code == 201, made.text
+    # Replicas started at the same moment may both act for a second, until each has seen the other's
+    # peering entry (harmless: the state is in the database and unchanged configs are not sent again).
+    # A rolling Deployment adds them one by one, and so does this test.
     high = OperatorProcess(operator_env, tmp_path / "high.log", "--peering", peering, "--priority", "20")
-    low = OperatorProcess(operator_env, tmp_path / "low.log", "--peering", peering, "--priority", "10")
+    low: OperatorProcess | None = None
     try:
         receiver.clear()
         assert http.post(GROUP_PATH, json=_config("shared", lab, receiver)).status_code == 201
         _wait_for(http, "shared", high, _is("Ready", "Synced", 1), "Ready under the high-priority replica")
+        low = OperatorProcess(operator_env, tmp_path / "low.log", "--peering", peering, "--priority", "10")
+        deadline = time.monotonic() + 60
+        while (
+            len(http.get(f"/apis/kopf.dev/v1/clusterkopfpeerings/{peering}").json().get("status") or {}) < 2
+        ):
+            assert time.monotonic() < deadline, f"the second replica never joined the peering\n{low.tail()}"
+            time.sleep(0.5)
         # The low-priority replica kept still: paused from the start (kopf logs a pause only when it was
         # running before), it handled nothing of the resource.
         time.sleep(3)
@@ -423,4 +433,5 @@ def test_two_replicas_of_a_peering_hand_over_when_the_active_one_stops(
         assert _rows(sessions, f"cr:{NAMESPACE}/shared") == []
     finally:
         high.stop()
-        low.stop()
+        if low is not None:
+            low.stop()
