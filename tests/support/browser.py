@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -137,8 +137,11 @@ class Browser:
     def _holds(check: Callable[[], bool]) -> bool:
         try:
             return check()
-        except StaleElementReferenceException:
-            return False  # htmx replaced the element between finding and reading it: look again
+        except WebDriverException:
+            # htmx replaced the element, or the page was being replaced by the next one, between
+            # finding and reading it (StaleElementReference, "node does not belong to the document"):
+            # look again. A browser that is really gone fails the wait at its deadline.
+            return False
 
     def fill(self, field_id: str, value: str) -> None:
         element = self.find(f"#{field_id}")
