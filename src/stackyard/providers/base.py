@@ -37,6 +37,14 @@ class Scope:
     token_project_id: str | None = None
 
 
+class InstanceSort(StrEnum):
+    """What an instance listing is ordered by."""
+
+    CREATED = "created"
+    NAME = "name"
+    STATUS = "status"
+
+
 @dataclass(frozen=True)
 class InstanceQuery:
     region: str | None = None
@@ -45,6 +53,9 @@ class InstanceQuery:
     tags: Sequence[str] = ()
     limit: int = 50
     marker: str | None = None
+    # Done by the cloud, across pages (a marker continues in the same order); ties fall back to newest.
+    sort: InstanceSort = field(default_factory=lambda: InstanceSort.CREATED)
+    descending: bool = True
 
 
 @dataclass(frozen=True)

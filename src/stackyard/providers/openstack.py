@@ -37,7 +37,14 @@ from stackyard.errors import (
     ValidationError,
 )
 from stackyard.pricing.models import Estimate, InstanceSize, PriceBook, UsageRecord, estimate_instance
-from stackyard.providers.base import InstancePage, InstancePlan, InstanceQuery, ProviderStatus, Scope
+from stackyard.providers.base import (
+    InstancePage,
+    InstancePlan,
+    InstanceQuery,
+    InstanceSort,
+    ProviderStatus,
+    Scope,
+)
 
 TYPE = "openstack"
 _EXTERNAL_TTL = 60.0  # seconds the external-network names of a region are reused between requests
@@ -46,6 +53,13 @@ _TOKEN_CONNECTION_TTL = 600.0
 # What the compute service calls a field, and what the API calls it.
 _API_FIELDS = {"flavor": "type", "image": "image_id", "network": "network_ids"}
 _BMP_LAST = 0xFFFF  # the last code point of the Basic Multilingual Plane
+# NOTE: Nova sorts by its database columns; it appends created_at and id to the keys it is given, so a
+# marker continues a sorted listing without gaps or repeats.
+_NOVA_SORT_KEYS = {
+    InstanceSort.CREATED: "created_at",
+    InstanceSort.NAME: "display_name",
+    InstanceSort.STATUS: "vm_state",
+}
 
 
 @dataclass(frozen=True)
@@ -247,6 +261,8 @@ class OpenStackProvider:
             tags=tuple(query.tags),
             project_id=None if scope.token else scope.project_id,
             all_projects=scope.project_id is None or not scope.token,
+            sort_key=_NOVA_SORT_KEYS[query.sort],
+            sort_dir="desc" if query.descending else "asc",
         )
         try:
             items, next_marker = gateway.instances_page(

@@ -16,19 +16,14 @@ from stackyard.db.engine import transaction
 from stackyard.errors import NotFound, StackyardError, ValidationError
 from stackyard.pricing.models import AccruedCost, Estimate, InstanceSize
 from stackyard.pricing.service import PricingService
-from stackyard.providers.base import InstanceAction, InstancePlan, InstanceQuery, Provider
+from stackyard.providers.base import InstanceAction, InstancePlan, InstanceQuery, InstanceSort, Provider
 from stackyard.web.deps import Acting, SignedIn, Viewer
 from stackyard.web.render import UiRoute, render
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 
 PAGE_SIZES = (10, 25, 50, 100)
-SORTS = {
-    "name": lambda i: i.name.lower(),
-    "status": lambda i: i.status.value,
-    "flavor": lambda i: i.flavor.name,
-    "created": lambda i: i.created_at.isoformat() if i.created_at else "",
-}
+SORTS = {sort.value: sort for sort in InstanceSort}  # the cloud sorts, across every page
 ACTIONS = ("start", "stop", "reboot", "delete")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 MAX_CREATE = 10
@@ -86,12 +81,16 @@ def list_instances(
     page = chosen.list_instances(
         viewer.scope,
         InstanceQuery(
-            region=region or None, name=name or None, status=status_value, limit=limit, marker=marker or None
+            region=region or None,
+            name=name or None,
+            status=status_value,
+            limit=limit,
+            marker=marker or None,
+            sort=SORTS.get(sort, InstanceSort.CREATED),
+            descending=order == "desc",
         ),
     )
     items = list(page.items)
-    key = SORTS.get(sort, SORTS["created"])
-    items.sort(key=key, reverse=order == "desc")
     filters = {"provider": chosen.name, "region": region or "", "name": name or "", "status": status or ""}
     base = {k: v for k, v in filters.items() if v}
 
