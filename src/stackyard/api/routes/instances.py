@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -16,10 +17,12 @@ from stackyard.api.schemas import (
     InstanceRead,
     InstanceStatusRead,
 )
+from stackyard.cloud.models import Instance
 from stackyard.cloud.status import ServerStatus
 from stackyard.errors import ValidationError
-from stackyard.pricing.models import InstanceSize
-from stackyard.providers.base import InstanceAction, InstancePlan, InstanceQuery
+from stackyard.pricing.models import AccruedCost, InstanceSize
+from stackyard.pricing.service import PricingService
+from stackyard.providers.base import InstanceAction, InstancePlan, InstanceQuery, Provider
 
 router = APIRouter(prefix="/api/v1/providers/{provider}/instances", tags=["instances"])
 
@@ -136,17 +139,8 @@ def get_instance_cost(
 ) -> InstanceCostRead:
     """Accrued since creation at the current price book, and the monthly projection."""
     instance = provider.get_instance(scope, instance_id, region)
-    if instance.created_at is None:
-        raise ValidationError("instance_id", "the cloud reports no creation time for this instance")
-    size = InstanceSize(
-        flavor=instance.flavor.name,
-        vcpus=instance.flavor.vcpus,
-        ram_mib=instance.flavor.ram_mib,
-        disk_gib=instance.flavor.disk_gib,
-    )
-    cost = pricing.instance_cost(
-        region or provider.default_region(), size, instance.created_at, state.clock.now()
-    )
+    cost = accrued_cost(pricing, provider, instance, region, state.clock.now())
+    assert instance.created_at is not None  # accrued_cost refuses an instance without one
     return InstanceCostRead(
         instance_id=instance.id,
         currency=cost.currency,
@@ -157,3 +151,19 @@ def get_instance_cost(
         accrued=str(cost.accrued),
         monthly_projection=str(cost.monthly),
     )
+
+
+def accrued_cost(
+    pricing: PricingService, provider: Provider, instance: Instance, region: str | None, now: datetime
+) -> AccruedCost:
+    """What an instance has cost since its creation at the current price book (the API's and the
+    dashboard's figure)."""
+    if instance.created_at is None:
+        raise ValidationError("instance_id", "the cloud reports no creation time for this instance")
+    size = InstanceSize(
+        flavor=instance.flavor.name,
+        vcpus=instance.flavor.vcpus,
+        ram_mib=instance.flavor.ram_mib,
+        disk_gib=instance.flavor.disk_gib,
+    )
+    return pricing.instance_cost(region or provider.default_region(), size, instance.created_at, now)

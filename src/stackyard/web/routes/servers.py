@@ -9,12 +9,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from stackyard.api.routes.instances import accrued_cost
 from stackyard.api.state import AppState
 from stackyard.cloud.models import AddressKind, Instance
 from stackyard.cloud.status import ServerStatus
 from stackyard.db.engine import transaction
 from stackyard.errors import NotFound, StackyardError, ValidationError
-from stackyard.pricing.models import AccruedCost, Estimate, InstanceSize
+from stackyard.pricing.models import AccruedCost, Estimate
 from stackyard.pricing.service import PricingService
 from stackyard.providers.base import InstanceAction, InstancePlan, InstanceQuery, InstanceSort, Provider
 from stackyard.web.deps import Acting, SignedIn, Viewer
@@ -42,18 +43,8 @@ def pick_provider(state: AppState, name: str | None) -> Provider:
 
 def instance_cost(state: AppState, provider: Provider, instance: Instance, region: str | None) -> AccruedCost:
     """As `GET .../instances/{id}/cost` prices it: the current price book, since creation."""
-    if instance.created_at is None:
-        raise ValidationError("instance_id", "the cloud reports no creation time for this instance")
-    size = InstanceSize(
-        flavor=instance.flavor.name,
-        vcpus=instance.flavor.vcpus,
-        ram_mib=instance.flavor.ram_mib,
-        disk_gib=instance.flavor.disk_gib,
-    )
     with transaction(state.sessions) as session:
-        return PricingService(session).instance_cost(
-            region or provider.default_region(), size, instance.created_at, state.clock.now()
-        )
+        return accrued_cost(PricingService(session), provider, instance, region, state.clock.now())
 
 
 def estimate(state: AppState, provider: Provider, flavor: str, count: int, region: str | None) -> Estimate:
