@@ -74,10 +74,13 @@ async def _wait(stopped: kopf.DaemonStopped, wake: asyncio.Event, delay: float |
             waiting.cancel()
 
 
-def _waker(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[InventoryEvent], None]:
+def _waker(
+    loop: asyncio.AbstractEventLoop, wake: asyncio.Event, label: str
+) -> Callable[[InventoryEvent], None]:
     """A notification callback (it runs on the watcher's thread) that wakes a daemon on `loop`."""
 
-    def notify(_event: InventoryEvent) -> None:
+    def notify(event: InventoryEvent) -> None:
+        _LOG.info("OpenstackConfig %s: %s; syncing now", label, event.describe())
         loop.call_soon_threadsafe(wake.set)
 
     return notify
@@ -157,7 +160,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                     if is_watched:
                         runtime.watcher.update(uid, outcome.watched)
                     else:
-                        runtime.watcher.watch(uid, outcome.watched, _waker(loop, wake))
+                        runtime.watcher.watch(uid, outcome.watched, _waker(loop, wake, f"{namespace}/{name}"))
                         is_watched = True
                 delay = outcome.delay
                 try:
