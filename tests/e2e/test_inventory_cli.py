@@ -165,7 +165,9 @@ def test_watch_pushes_a_change_as_soon_as_nova_and_neutron_report_it(
         # A second interface on the private network, attached through Nova: the only way the watch,
         # polling every 10 minutes, sees it within seconds is the notification.
         interface = admin_conn.compute.create_server_interface(server, net_id=network.id)
-        assert wait_for(lambda: receiver.nodes() == [f"node-{RUN}"], 60), receiver.nodes()
+        # Seconds when the machine is idle; under a full CI run's load it has taken over a minute.
+        assert wait_for(lambda: bool(receiver.nodes()), 120), lines
+        assert receiver.nodes() == [f"node-{RUN}"], receiver.nodes()
         assert len(receiver.received[0]["interfaces"]) == 2  # type: ignore[arg-type]
         assert any(" event: " in line and "1 POST(s)" in line for line in lines), lines
     finally:
