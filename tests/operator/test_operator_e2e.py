@@ -203,6 +203,26 @@ def _is(
     return check
 
 
+def _move_to_subnet_b(http: httpx.Client, name: str, lab: Lab) -> None:
+    """Patch the resource's spec onto the lab's other subnet (a new generation)."""
+    patched = http.patch(
+        f"{GROUP_PATH}/{name}",
+        json={"spec": {"subnetId": str(lab.subnets["b"].id)}},  # type: ignore[attr-defined]
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200, patched.text
+
+
+def _delete_and_wait(http: httpx.Client, name: str, operator: OperatorProcess) -> None:
+    """Delete the resource and wait until the finalizer has let it go."""
+    deleted = http.delete(f"{GROUP_PATH}/{name}")
+    assert deleted.status_code == 200, deleted.text
+    deadline = time.monotonic() + WAIT
+    while http.get(f"{GROUP_PATH}/{name}").status_code != 404:
+        assert time.monotonic() < deadline, f"the finalizer did not let go\n{operator.tail()}"
+        time.sleep(0.5)
+
+
 def _rows(sessions: sessionmaker[Session], scope: str) -> list[NodeConfigRecord]:
     with sessions() as session:
         return list(session.scalars(select(NodeConfigRecord).where(NodeConfigRecord.scope == scope)))
@@ -239,23 +259,13 @@ def test_a_config_syncs_resyncs_on_change_and_its_finalizer_empties_the_inventor
 
     # A spec change (the other subnet) resyncs at once: new payloads with that subnet's MTU.
     receiver.clear()
-    patched = http.patch(
-        f"{GROUP_PATH}/nics",
-        json={"spec": {"subnetId": str(lab.subnets["b"].id)}},  # type: ignore[attr-defined]
-        headers={"Content-Type": "application/merge-patch+json"},
-    )
-    assert patched.status_code == 200, patched.text
+    _move_to_subnet_b(http, "nics", lab)
     _wait_for(http, "nics", operator, _is("Ready", "Synced", 2), "Ready for generation 2")
     assert sorted(receiver.nodes()) == sorted(expected)
     assert {body["interfaces"][0]["mtu"] for body in receiver.received} == {1400}  # type: ignore[index]
 
     # Delete: the finalizer removes the rows, then the API server lets the object go.
-    deleted = http.delete(f"{GROUP_PATH}/nics")
-    assert deleted.status_code == 200, deleted.text
-    deadline = time.monotonic() + WAIT
-    while http.get(f"{GROUP_PATH}/nics").status_code != 404:
-        assert time.monotonic() < deadline, f"the finalizer did not let go\n{operator.tail()}"
-        time.sleep(0.5)
+    _delete_and_wait(http, "nics", operator)
     assert _rows(sessions, f"cr:{NAMESPACE}/nics") == []
 
 
@@ -359,11 +369,7 @@ def test_a_port_change_wakes_the_operator_through_notifications_long_before_a_po
         password = broker.split("@", 1)[0].rsplit(":", 1)[1]
         assert password not in log
 
-        assert http.delete(f"{GROUP_PATH}/evented").status_code == 200
-        deadline = time.monotonic() + WAIT
-        while http.get(f"{GROUP_PATH}/evented").status_code != 404:
-            assert time.monotonic() < deadline, f"the finalizer did not let go\n{evented.tail()}"
-            time.sleep(0.5)
+        _delete_and_wait(http, "evented", evented)
     finally:
         evented.stop()
 
@@ -415,23 +421,14 @@ def test_two_replicas_of_a_peering_hand_over_when_the_active_one_stops(
 
         high.stop()  # a clean exit withdraws it from the peering, so the other resumes at once
         receiver.clear()
-        patched = http.patch(
-            f"{GROUP_PATH}/shared",
-            json={"spec": {"subnetId": str(lab.subnets["b"].id)}},  # type: ignore[attr-defined]
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        assert patched.status_code == 200, patched.text
+        _move_to_subnet_b(http, "shared", lab)
         _wait_for(http, "shared", low, _is("Ready", "Synced", 2), "Ready under the remaining replica")
         assert "Resuming operations after the pause" in low.tail(200000)
         assert sorted(receiver.nodes()) == sorted(["node-zero", f"inv-{RUN}-1", f"inv-{RUN}-2"])
         _, sessions = database
         assert {r.scope for r in _rows(sessions, f"cr:{NAMESPACE}/shared")} == {f"cr:{NAMESPACE}/shared"}
 
-        assert http.delete(f"{GROUP_PATH}/shared").status_code == 200
-        deadline = time.monotonic() + WAIT
-        while http.get(f"{GROUP_PATH}/shared").status_code != 404:
-            assert time.monotonic() < deadline, f"the finalizer did not let go\n{low.tail()}"
-            time.sleep(0.5)
+        _delete_and_wait(http, "shared", low)
         assert _rows(sessions, f"cr:{NAMESPACE}/shared") == []
     finally:
         high.stop()
